@@ -1,0 +1,45 @@
+# Entry points. `make install` builds .venv; `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUNDLE := var/bundles/default
+DATA := data/ratings
+
+.PHONY: install test test-fast lint format bundle evaluate clean
+
+install: $(STAMP)
+
+# torch first and pinned: anything looser pulls a multi-GB CUDA build on a CPU machine.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The default bundle: fast preset on the corpus's train split, val for early stopping,
+# test metrics recorded in the manifest.
+bundle: $(STAMP)
+	$(BIN)/rating-models train --data $(DATA)/train.jsonl --val $(DATA)/val.jsonl \
+		--test $(DATA)/test.jsonl --out $(BUNDLE) --preset fast
+
+evaluate: $(STAMP)
+	$(BIN)/rating-models evaluate $(BUNDLE) $(DATA)/test.jsonl --by source
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The moderation product: a Django project that rates media with `rating_models` bundles."""

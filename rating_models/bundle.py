@@ -1,0 +1,319 @@
+"""The bundle: experts, voter membership and MLP in one versioned directory.
+
+```
+manifest.json        versions, experts (kind, backbone, feature size), voter, fingerprints,
+                     test metrics, and a sha256 of every file
+experts/<name>/      one directory per expert (expert.json + its state)
+mlp/                 mlp.json + model.safetensors
+```
+
+A bundle loads in one call (`Bundle.load`) and predicts a batch in one call (`predict`).
+Loading refuses a missing, corrupt, truncated or incompatible bundle with a message that says
+which, before any of it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from rating_models import __version__
+from rating_models.combine.mlp import MultimodalMLP
+from rating_models.combine.voter import check_membership, vote
+from rating_models.examples import Example
+from rating_models.experts import Expert, ExpertError, ExpertOutput, load_expert
+from rating_models.ratings import Rating
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SUGGESTION_POLICIES = ("max", "voter", "mlp")
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be loaded or saved."""
+
+
+@dataclass
+class BundlePrediction:
+    """Everything a bundle says about a batch; every output is kept, not only the suggestion.
+
+    Ratings are class indices (PG 0 ... XXX 4); -1 marks an abstention (an expert without its
+    modality, or the voter when every member abstained).
+    """
+
+    experts: dict[str, ExpertOutput]
+    voter: np.ndarray  # (N,)
+    mlp_probs: np.ndarray  # (N, 5)
+    mlp: np.ndarray  # (N,)
+    suggested: np.ndarray  # (N,)
+    flagged: np.ndarray  # (N,) bool: a moderator must look whatever the rating
+
+    def ratings(self, model: str) -> np.ndarray:
+        """Class indices of one expert, or of "voter", "mlp" or "suggested"."""
+        if model in {"voter", "mlp", "suggested"}:
+            return getattr(self, model)
+        return self.experts[model].ratings
+
+    def suggested_rating(self, row: int) -> Rating:
+        return Rating.from_index(int(self.suggested[row]))
+
+
+@dataclass
+class Bundle:
+    experts: dict[str, Expert]
+    voter: list[str]
+    mlp: MultimodalMLP
+    suggested: str = "max"
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_membership(self.voter, list(self.experts))
+        if self.suggested not in SUGGESTION_POLICIES:
+            raise BundleError(
+                f"suggested rating policy {self.suggested!r}: expected one of {SUGGESTION_POLICIES}"
+            )
+        slots = [slot.name for slot in self.mlp.slots]
+        if slots != list(self.experts):
+            raise BundleError(
+                f"the MLP reads experts {slots} but the bundle has {list(self.experts)}"
+            )
+
+    @property
+    def version(self) -> str:
+        return self.manifest.get("version", "unsaved")
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict(
+        self, examples: Sequence[Example], *, batch_size: int = 512, progress: bool = False
+    ) -> BundlePrediction:
+        """Rate a batch with every expert, the voter and the MLP."""
+        parts = []
+        bar = tqdm(total=len(examples), desc="predict", unit="item", disable=not progress)
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            parts.append(self._predict_chunk(chunk))
+            bar.update(len(chunk))
+        bar.close()
+        if not parts:
+            parts.append(self._predict_chunk([]))
+        return _concatenate(parts)
+
+    def _predict_chunk(self, examples: Sequence[Example]) -> BundlePrediction:
+        outputs, stripped_outputs, stripped_rows = {}, {}, {}
+        for name, expert in self.experts.items():
+            out, stripped, rows = expert.predict_guarded(examples)
+            outputs[name], stripped_outputs[name], stripped_rows[name] = out, stripped, rows
+        votes = vote(np.stack([outputs[n].ratings for n in self.voter], axis=1))
+        mlp_probs = self.mlp.predict_proba(self.mlp.inputs(outputs))
+        mlp_probs = self._guard_mlp(examples, outputs, stripped_outputs, stripped_rows, mlp_probs)
+        mlp = mlp_probs.argmax(axis=1) if len(mlp_probs) else np.zeros(0, dtype=np.int64)
+        if self.suggested == "voter":
+            suggested = np.where(votes >= 0, votes, mlp)
+        elif self.suggested == "mlp":
+            suggested = mlp
+        else:
+            suggested = np.maximum(votes, mlp)
+        flagged = np.zeros(len(examples), dtype=bool)
+        for out in outputs.values():
+            flagged |= out.flagged
+        return BundlePrediction(outputs, votes, mlp_probs, mlp, suggested, flagged)
+
+    def _guard_mlp(
+        self,
+        examples: Sequence[Example],
+        outputs: dict[str, ExpertOutput],
+        stripped_outputs: dict[str, ExpertOutput | None],
+        stripped_rows: dict[str, np.ndarray],
+        mlp_probs: np.ndarray,
+    ) -> np.ndarray:
+        """The MLP too must never rate an item higher because of its negative prompt."""
+        rows = np.array([i for i, e in enumerate(examples) if e.negative_prompt.strip()], dtype=int)
+        if len(rows) == 0:
+            return mlp_probs
+        without = {name: out.take(rows) for name, out in outputs.items()}
+        for name, stripped in stripped_outputs.items():
+            if stripped is not None:
+                position = {row: j for j, row in enumerate(stripped_rows[name])}
+                picks = [position[row] for row in rows]
+                without[name] = stripped.take(picks)
+        alternative = self.mlp.predict_proba(self.mlp.inputs(without))
+        raised = mlp_probs[rows].argmax(axis=1) > alternative.argmax(axis=1)
+        mlp_probs[rows[raised]] = alternative[raised]
+        return mlp_probs
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write the bundle atomically: a crash leaves the old directory or the new, never half."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        try:
+            for name, expert in self.experts.items():
+                expert.save(staging / "experts" / name)
+            self.mlp.save(staging / "mlp")
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "package_version": __version__,
+                "version": self.manifest.get("version") or _new_version(),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "experts": [
+                    {**expert.describe(), "path": f"experts/{name}"}
+                    for name, expert in self.experts.items()
+                ],
+                "voter": {"members": self.voter},
+                "mlp": {"path": "mlp", "input_size": self.mlp.input_size},
+                "suggested": self.suggested,
+                **{k: v for k, v in self.manifest.items() if k not in _OWN_KEYS},
+                **(extra or {}),
+            }
+            manifest["files"] = _file_digests(staging)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            if directory.exists():
+                retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
+                directory.rename(retired)
+                staging.rename(directory)
+                shutil.rmtree(retired)
+            else:
+                staging.rename(directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.manifest = manifest
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Bundle:
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        verify_files(directory, manifest)
+        experts = {}
+        for record in manifest["experts"]:
+            path = _inside(directory, record.get("path", ""))
+            try:
+                expert = load_expert(path)
+            except ExpertError as error:
+                raise BundleError(f"bundle {directory}: {error}") from None
+            if expert.feature_size != record.get("feature_size"):
+                raise BundleError(
+                    f"bundle {directory}: expert {expert.name!r} gives {expert.feature_size} "
+                    f"features, the manifest says {record.get('feature_size')}"
+                )
+            experts[expert.name] = expert
+        try:
+            mlp = MultimodalMLP.load(_inside(directory, manifest["mlp"]["path"]))
+        except (OSError, KeyError, ValueError, RuntimeError) as error:
+            raise BundleError(f"bundle {directory}: cannot load the MLP ({error})") from None
+        try:
+            return cls(experts, manifest["voter"]["members"], mlp, manifest["suggested"], manifest)
+        except (KeyError, ValueError) as error:
+            raise BundleError(f"bundle {directory}: {error}") from None
+
+
+_OWN_KEYS = {
+    "format_version",
+    "package_version",
+    "created",
+    "experts",
+    "voter",
+    "mlp",
+    "suggested",
+    "files",
+}
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    if not directory.is_dir():
+        raise BundleError(f"bundle {directory}: no such directory")
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"bundle {directory}: no {MANIFEST} (not a bundle, or a partial copy)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"bundle {directory}: {MANIFEST} is corrupt ({error})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"bundle {directory}: {MANIFEST} is not an object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {directory}: format version {version!r} is not supported "
+            f"(this rating_models {__version__} reads format {FORMAT_VERSION})"
+        )
+    for key in ("experts", "voter", "mlp", "suggested", "files"):
+        if key not in manifest:
+            raise BundleError(f"bundle {directory}: {MANIFEST} has no {key!r}")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is present, inside the bundle and unchanged."""
+    for relative, digest in manifest["files"].items():
+        path = _inside(directory, relative)
+        if not path.is_file():
+            raise BundleError(f"bundle {directory}: {relative} is missing")
+        if _sha256(path) != digest:
+            raise BundleError(f"bundle {directory}: {relative} is corrupt (checksum mismatch)")
+
+
+def _inside(directory: Path, relative: str) -> Path:
+    """Resolve a manifest path, refusing any that leaves the bundle directory."""
+    root = directory.resolve()
+    path = (root / relative).resolve()
+    if not relative or (path != root and root not in path.parents):
+        raise BundleError(f"bundle {directory}: path {relative!r} is outside the bundle")
+    return path
+
+
+def _file_digests(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): _sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _new_version() -> str:
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
+
+
+def _concatenate(parts: list[BundlePrediction]) -> BundlePrediction:
+    if len(parts) == 1:
+        return parts[0]
+    experts = {
+        name: ExpertOutput(
+            np.concatenate([p.experts[name].probs for p in parts]),
+            np.concatenate([p.experts[name].features for p in parts]),
+            np.concatenate([p.experts[name].abstain for p in parts]),
+            np.concatenate([p.experts[name].flagged for p in parts]),
+        )
+        for name in parts[0].experts
+    }
+    return BundlePrediction(
+        experts,
+        *(
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("voter", "mlp_probs", "mlp", "suggested", "flagged")
+        ),
+    )

@@ -1,0 +1,248 @@
+"""`rating-models`: train, evaluate and run bundles from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rating_models.ratings import LABELS
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="rating-models",
+        description="Train, evaluate and run content-rating bundles (PG, PG13, R, X, XXX).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every stage")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a bundle from rated examples")
+    train.add_argument("--data", required=True, type=Path, help="training examples (.jsonl/.csv)")
+    train.add_argument(
+        "--val", required=True, type=Path, help="validation examples, for early stopping"
+    )
+    train.add_argument("--out", required=True, type=Path, help="bundle directory to write")
+    train.add_argument(
+        "--preset", default="fast", help="fast (CPU, frozen encoders) or full (GPU fine-tuning)"
+    )
+    train.add_argument(
+        "--config",
+        type=Path,
+        help="JSON file overriding the preset's experts, voter, mlp, suggested",
+    )
+    train.add_argument(
+        "--test", type=Path, help="test examples: record their metrics in the manifest"
+    )
+
+    evaluate = commands.add_parser("evaluate", help="score a bundle on rated examples")
+    evaluate.add_argument("bundle", type=Path, help="bundle directory")
+    evaluate.add_argument("data", type=Path, help="rated examples (.jsonl/.csv)")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    evaluate.add_argument("--by", choices=["source"], help="also report per value of this field")
+
+    predict = commands.add_parser("predict", help="rate examples with a bundle")
+    predict.add_argument("bundle", type=Path, help="bundle directory")
+    predict.add_argument("data", type=Path, help="examples (.jsonl/.csv); ratings are not needed")
+    predict.add_argument("--out", type=Path, help="JSONL file to write (default: standard output)")
+
+    baseline = commands.add_parser(
+        "baseline", help="score the TF-IDF + logistic regression baseline"
+    )
+    baseline.add_argument("--data", required=True, type=Path, help="training examples")
+    baseline.add_argument("--test", required=True, type=Path, help="rated test examples")
+    baseline.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    baseline.add_argument("--by", choices=["source"], help="also report per value of this field")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Imports after parsing: `--help` must not wait for torch.
+    from rating_models.bundle import BundleError
+    from rating_models.examples import DataError
+    from rating_models.experts import ExpertError
+    from rating_models.train import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (DataError, BundleError, ConfigError, ExpertError) as error:
+        print(f"rating-models: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rating_models.examples import load_examples
+    from rating_models.train import BundleConfig, train_bundle
+
+    config = (
+        BundleConfig.from_file(args.config, preset=args.preset)
+        if args.config
+        else BundleConfig.from_preset(args.preset)
+    )
+    train, val = load_examples(args.data), load_examples(args.val)
+    test = load_examples(args.test) if args.test else None
+    print(
+        f"training {len(train)} items, validating on {len(val)}, preset {args.preset}",
+        file=sys.stderr,
+    )
+    bundle = train_bundle(
+        train,
+        val,
+        config=config,
+        out=args.out,
+        test=test,
+        progress=True,
+        on_stage=lambda name: print(f"== {name}", file=sys.stderr),
+    )
+    print(f"bundle {bundle.version} written to {args.out}", file=sys.stderr)
+    if bundle.manifest.get("test_metrics"):
+        print(format_report(bundle.manifest["test_metrics"]))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rating_models.bundle import Bundle
+    from rating_models.evaluation import evaluate_bundle
+    from rating_models.examples import load_examples
+
+    bundle = Bundle.load(args.bundle)
+    report = evaluate_bundle(bundle, load_examples(args.data), by=args.by, progress=not args.json)
+    report["bundle"] = bundle.version
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from rating_models.bundle import Bundle
+    from rating_models.examples import load_examples
+
+    bundle = Bundle.load(args.bundle)
+    examples = load_examples(args.data)
+    prediction = bundle.predict(examples, progress=True)
+    out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for row, example in enumerate(examples):
+            record = {
+                "id": example.id,
+                "suggested": _label(prediction.suggested[row]),
+                "voter": _label(prediction.voter[row]),
+                "mlp": _label(prediction.mlp[row]),
+                "mlp_probs": dict(zip(LABELS, map(float, prediction.mlp_probs[row]), strict=True)),
+                "experts": {
+                    name: _label(out_.ratings[row]) for name, out_ in prediction.experts.items()
+                },
+                "flagged": bool(prediction.flagged[row]),
+                "bundle": bundle.version,
+            }
+            out.write(json.dumps(record) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from rating_models.baselines import baseline_report
+    from rating_models.examples import load_examples
+
+    report = baseline_report(load_examples(args.data), load_examples(args.test), by=args.by)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+COMMANDS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "predict": run_predict,
+    "baseline": run_baseline,
+}
+
+
+def _label(index: int) -> str | None:
+    return None if index < 0 else LABELS[int(index)]
+
+
+# -- readable tables ---------------------------------------------------------------------------
+
+
+def format_report(report: dict[str, Any], title: str = "all items") -> str:
+    lines = [f"{title}: {report['n']} rated items"]
+    lines += _models_table(report)
+    if "per_class" in report:
+        lines += ["", f"suggested rating ({report.get('suggestion_policy', 'max')}) per class:"]
+        lines += _per_class_table(report)
+        lines += _confusion_table(report)
+    for key, groups in report.items():
+        if key.startswith("by_"):
+            for value, group in groups.items():
+                lines += ["", format_report(group, f"{key[3:]} = {value}")]
+    return "\n".join(lines)
+
+
+def _models_table(report: dict[str, Any]) -> list[str]:
+    rows = [("model", "n", "accuracy", "macro-F1", "DCM", "DCM rate", "severe DCM", "severe rate")]
+    models = dict(report.get("models", {}))
+    if "per_class" in report:
+        models["suggested"] = report
+    for name, m in models.items():
+        rows.append(
+            (
+                name,
+                str(m["n"]),
+                _fmt(m["accuracy"]),
+                _fmt(m["macro_f1"]),
+                str(m["dcm_count"]),
+                _fmt(m["dcm_rate"]),
+                f"{m['severe_dcm_count']}/{m['explicit_support']}",
+                _fmt(m["severe_dcm_rate"]),
+            )
+        )
+    return _table(rows)
+
+
+def _per_class_table(report: dict[str, Any]) -> list[str]:
+    rows = [("rating", "support", "precision", "recall", "F1")]
+    for label, m in report["per_class"].items():
+        rows.append(
+            (label, str(m["support"]), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]))
+        )
+    return _table(rows)
+
+
+def _confusion_table(report: dict[str, Any]) -> list[str]:
+    rows = [("true \\ predicted", *LABELS)]
+    rows += [(LABELS[i], *map(str, row)) for i, row in enumerate(report["confusion"])]
+    return ["", "confusion (rows true, columns predicted):", *_table(rows)]
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = [
+        "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        )
+        for row in rows
+    ]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Combining experts: the majority voter and the multimodal MLP."""

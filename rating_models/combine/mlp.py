@@ -1,0 +1,228 @@
+"""The multimodal MLP: one classifier over every expert's pre-logit features.
+
+Experts are trained first and frozen; their features are computed once and cached, and the MLP
+trains on them. Each expert contributes its (standardised) features and a presence flag; an
+abstaining expert contributes zeros and flag 0. Training drops whole modalities at random, so
+the same MLP rates a prompt alone (generation time) and a prompt with tags and image
+(ingestion).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from rating_models.experts.base import ExpertOutput
+from rating_models.ratings import NUM_CLASSES
+from rating_models.training import (
+    class_weights,
+    pick_device,
+    seed_everything,
+    train_with_early_stopping,
+)
+
+
+@dataclass(frozen=True)
+class ExpertSlot:
+    """Where one expert's features sit in the MLP's input."""
+
+    name: str
+    modality: str
+    feature_size: int
+
+
+@dataclass
+class MLPConfig:
+    hidden_size: int = 256
+    dropout: float = 0.2
+    # Chance that a training row loses one modality (all experts reading it), never its last.
+    modality_dropout: float = 0.3
+    epochs: int = 200
+    patience: int = 15
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    class_weighting: str = "balanced"
+    seed: int = 1234
+    device: str = "auto"
+
+
+class MLPNet(nn.Module):
+    def __init__(self, input_size: int, config: MLPConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(input_size, config.hidden_size),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_size, config.hidden_size),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_size, NUM_CLASSES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, F) -> (B, 5)
+
+
+class MultimodalMLP:
+    def __init__(self, slots: Sequence[ExpertSlot], config: MLPConfig | None = None) -> None:
+        self.slots = list(slots)
+        self.config = config or MLPConfig()
+        self.device = pick_device(self.config.device)
+        self.input_size = sum(s.feature_size + 1 for s in self.slots)
+        self.net = MLPNet(self.input_size, self.config).to(self.device)
+        # Per-feature standardisation learned from the training rows where the expert spoke.
+        self.mean = np.zeros(self.input_size, dtype=np.float32)
+        self.std = np.ones(self.input_size, dtype=np.float32)
+
+    def inputs(self, outputs: dict[str, ExpertOutput]) -> np.ndarray:
+        """Concatenate [features, presence] per expert, in slot order: (N, input_size)."""
+        blocks = []
+        for slot in self.slots:
+            out = outputs[slot.name]
+            present = (~out.abstain).astype(np.float32)[:, None]  # (N, 1)
+            blocks.append(out.features.astype(np.float32) * present)
+            blocks.append(present)
+        return np.concatenate(blocks, axis=1)
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        presence = self._presence_columns(x)
+        z = (x - self.mean) / self.std
+        # Absent experts stay exactly zero after standardisation, so "missing" is one point.
+        return np.where(presence, z, 0.0).astype(np.float32)
+
+    def _presence_columns(self, x: np.ndarray) -> np.ndarray:
+        """(N, input_size) bool: True where the column's expert is present (flags included)."""
+        columns, start = [], 0
+        for slot in self.slots:
+            flag = x[:, start + slot.feature_size] > 0.5
+            columns.append(np.repeat(flag[:, None], slot.feature_size + 1, axis=1))
+            start += slot.feature_size + 1
+        return np.concatenate(columns, axis=1)
+
+    def _drop_modalities(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = x.copy()
+        modalities = sorted({s.modality for s in self.slots})
+        spans: dict[str, list[tuple[int, int]]] = {m: [] for m in modalities}
+        start = 0
+        for slot in self.slots:
+            spans[slot.modality].append((start, start + slot.feature_size + 1))
+            start += slot.feature_size + 1
+        for row in np.flatnonzero(rng.random(len(x)) < self.config.modality_dropout):
+            present = [m for m in modalities if any(x[row, e - 1] > 0.5 for _, e in spans[m])]
+            if len(present) < 2:
+                continue
+            for begin, end in spans[rng.choice(present)]:
+                x[row, begin:end] = 0.0
+        return x
+
+    def fit(
+        self,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Train on cached expert inputs (from `inputs`) and class indices."""
+        seed_everything(self.config.seed)
+        presence = self._presence_columns(x_train)
+        counts = np.maximum(presence.sum(axis=0), 1)
+        self.mean = (np.where(presence, x_train, 0).sum(axis=0) / counts).astype(np.float32)
+        var = np.where(presence, (x_train - self.mean) ** 2, 0).sum(axis=0) / counts
+        self.std = np.sqrt(var).astype(np.float32)
+        self.std[self.std < 1e-6] = 1.0
+        # Presence flags stay 0/1: they are not standardised.
+        flags = np.zeros(self.input_size, dtype=bool)
+        start = 0
+        for slot in self.slots:
+            start += slot.feature_size
+            flags[start] = True
+            start += 1
+        self.mean[flags], self.std[flags] = 0.0, 1.0
+
+        rng = np.random.default_rng(self.config.seed)
+        weights = class_weights(y_train, self.config.class_weighting).to(self.device)
+        xv = torch.from_numpy(self._standardise(x_val)).to(self.device)
+        yv = torch.as_tensor(y_val, dtype=torch.long, device=self.device)
+        yt = torch.as_tensor(y_train, dtype=torch.long, device=self.device)
+
+        def train_batches(epoch: int):
+            # Fresh modality dropout every epoch: each row is seen with different subsets.
+            xt = torch.from_numpy(self._standardise(self._drop_modalities(x_train, rng)))
+            xt = xt.to(self.device)
+            order = torch.from_numpy(rng.permutation(len(xt)))
+            for start in range(0, len(order), self.config.batch_size):
+                rows = order[start : start + self.config.batch_size]
+                yield xt[rows], yt[rows]
+
+        def val_batches():
+            for start in range(0, len(xv), 1024):
+                yield xv[start : start + 1024], yv[start : start + 1024]
+
+        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            return F.cross_entropy(net(batch[0]), batch[1], weight=weights)
+
+        result = train_with_early_stopping(
+            self.net,
+            train_batches=train_batches,
+            val_batches=val_batches,
+            loss_fn=loss_fn,
+            optimizer=torch.optim.AdamW(
+                self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+            ),
+            epochs=self.config.epochs,
+            patience=self.config.patience,
+            progress=progress,
+            desc="mlp",
+        )
+        self.net.eval()
+        return {
+            "n_train": len(x_train),
+            "input_size": self.input_size,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": round(result.best_val_loss, 5),
+        }
+
+    @torch.inference_mode()
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(N, input_size) expert inputs -> (N, 5) probabilities."""
+        self.net.eval()
+        z = torch.from_numpy(self._standardise(x)).to(self.device)
+        probs = [F.softmax(self.net(z[i : i + 4096]), dim=-1) for i in range(0, len(z), 4096)]
+        if not probs:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        return torch.cat(probs).float().cpu().numpy()
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {"config": asdict(self.config), "slots": [asdict(s) for s in self.slots]}
+        (directory / "mlp.json").write_text(json.dumps(record, indent=2))
+        state = {k: v.contiguous().cpu() for k, v in self.net.state_dict().items()}
+        state["input.mean"] = torch.from_numpy(self.mean)
+        state["input.std"] = torch.from_numpy(self.std)
+        save_file(state, directory / "model.safetensors")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> MultimodalMLP:
+        directory = Path(directory)
+        record = json.loads((directory / "mlp.json").read_text())
+        mlp = cls([ExpertSlot(**s) for s in record["slots"]], MLPConfig(**record["config"]))
+        state = load_file(directory / "model.safetensors")
+        mlp.mean = state.pop("input.mean").numpy()
+        mlp.std = state.pop("input.std").numpy()
+        mlp.net.load_state_dict(state)
+        mlp.net.to(mlp.device).eval()
+        return mlp

@@ -1,0 +1,68 @@
+"""Scoring a bundle on rated examples: every expert, the voter, the MLP and the suggestion."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rating_models.bundle import Bundle, BundlePrediction
+from rating_models.examples import Example, rated
+from rating_models.metrics import rating_report
+
+
+def evaluate_bundle(
+    bundle: Bundle,
+    examples: Sequence[Example],
+    *,
+    by: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The evaluation report (see `rating-models evaluate --json`).
+
+    Blocked and unlabelled examples are not ratings and are only counted. An expert is scored
+    on the items it did not abstain on; its `n` says how many.
+    """
+    scored = rated(examples)
+    prediction = bundle.predict(scored, progress=progress)
+    y_true = np.array([e.rating.index for e in scored], dtype=np.int64)
+    report = _report(bundle, prediction, y_true)
+    report["excluded"] = len(examples) - len(scored)
+    if by is not None:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for row, example in enumerate(scored):
+            groups[str(getattr(example, by))].append(row)
+        report[f"by_{by}"] = {
+            value: _report(bundle, _take(prediction, rows), y_true[rows])
+            for value, rows in sorted(groups.items())
+        }
+    return report
+
+
+def _report(bundle: Bundle, prediction: BundlePrediction, y_true: np.ndarray) -> dict[str, Any]:
+    models = {}
+    for name in [*bundle.experts, "voter", "mlp"]:
+        predicted = prediction.ratings(name)
+        spoke = predicted >= 0
+        models[name] = rating_report(y_true[spoke], predicted[spoke])
+        models[name]["abstained"] = int((~spoke).sum())
+    return {
+        "n": len(y_true),
+        "suggestion_policy": bundle.suggested,
+        **rating_report(y_true, prediction.suggested),
+        "models": models,
+    }
+
+
+def _take(prediction: BundlePrediction, rows: list[int]) -> BundlePrediction:
+    index = np.asarray(rows, dtype=np.int64)
+    return BundlePrediction(
+        {name: out.take(index) for name, out in prediction.experts.items()},
+        prediction.voter[index],
+        prediction.mlp_probs[index],
+        prediction.mlp[index],
+        prediction.suggested[index],
+        prediction.flagged[index],
+    )

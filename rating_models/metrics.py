@@ -1,0 +1,76 @@
+"""Metrics for ratings, with the error that matters first: down-class misclassification.
+
+A down-class misclassification (DCM) rates an item lower than its true rating: explicit content
+shown to people who opted out of it. Severe DCM is a true X or XXX rated PG or PG13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from rating_models.ratings import EXPLICIT, LABELS, MILD, NUM_CLASSES
+
+CLASSES = list(range(NUM_CLASSES))
+_EXPLICIT = [r.index for r in EXPLICIT]
+_MILD = [r.index for r in MILD]
+
+
+def rating_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
+    """Every figure a rating model is judged by, as plain JSON-ready values.
+
+    Classes are indices (PG 0 ... XXX 4). Per-class accuracy is the share of the class's items
+    rated correctly (its recall), as moderation reports use it. `dcm_rate` is over all items;
+    `severe_dcm_rate` over the items whose true rating is X or XXX (None when there are none).
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} true ratings but {len(y_pred)} predictions")
+    if np.any((y_pred < 0) | (y_pred >= NUM_CLASSES)) or np.any(
+        (y_true < 0) | (y_true >= NUM_CLASSES)
+    ):
+        raise ValueError("ratings must be class indices 0-4 (abstentions removed first)")
+    n = len(y_true)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=CLASSES, zero_division=0
+    )
+    confusion = confusion_matrix(y_true, y_pred, labels=CLASSES)
+    down = np.tril(confusion, k=-1)  # rows true, columns predicted: below the diagonal is DCM
+    explicit = np.isin(y_true, _EXPLICIT)
+    severe = int(np.sum(explicit & np.isin(y_pred, _MILD)))
+    dcm = int(down.sum())
+    return {
+        "n": n,
+        "accuracy": float(accuracy_score(y_true, y_pred)) if n else None,
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=CLASSES, average="macro", zero_division=0)
+        )
+        if n
+        else None,
+        "per_class": {
+            LABELS[c]: {
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "accuracy": float(recall[c]) if support[c] else None,
+                "support": int(support[c]),
+            }
+            for c in CLASSES
+        },
+        "confusion": confusion.tolist(),
+        "dcm_count": dcm,
+        "dcm_rate": dcm / n if n else None,
+        "dcm_matrix": down.tolist(),
+        "severe_dcm_count": severe,
+        "severe_dcm_rate": severe / int(explicit.sum()) if explicit.any() else None,
+        "explicit_support": int(explicit.sum()),
+    }
