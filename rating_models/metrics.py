@@ -40,10 +40,18 @@ def rating_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any
     ):
         raise ValueError("ratings must be class indices 0-4 (abstentions removed first)")
     n = len(y_true)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=CLASSES, zero_division=0
+    if n == 0:  # an expert that abstained on every item: figures exist but say nothing
+        precision = recall = f1 = np.zeros(NUM_CLASSES)
+        support = np.zeros(NUM_CLASSES, dtype=np.int64)
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, y_pred, labels=CLASSES, zero_division=0
+        )
+    confusion = (
+        confusion_matrix(y_true, y_pred, labels=CLASSES)
+        if n
+        else np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     )
-    confusion = confusion_matrix(y_true, y_pred, labels=CLASSES)
     down = np.tril(confusion, k=-1)  # rows true, columns predicted: below the diagonal is DCM
     explicit = np.isin(y_true, _EXPLICIT)
     severe = int(np.sum(explicit & np.isin(y_pred, _MILD)))
@@ -58,9 +66,9 @@ def rating_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any
         else None,
         "per_class": {
             LABELS[c]: {
-                "precision": float(precision[c]),
-                "recall": float(recall[c]),
-                "f1": float(f1[c]),
+                "precision": float(precision[c]) if n else None,
+                "recall": float(recall[c]) if n else None,
+                "f1": float(f1[c]) if n else None,
                 "accuracy": float(recall[c]) if support[c] else None,
                 "support": int(support[c]),
             }

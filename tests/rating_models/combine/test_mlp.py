@@ -1,0 +1,68 @@
+import numpy as np
+
+from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
+from rating_models.experts.base import ExpertOutput
+
+SLOTS = [ExpertSlot("text", "prompt", 4), ExpertSlot("tags", "tags", 3)]
+
+
+def outputs(n: int, *, tags_present: bool = True, seed: int = 0) -> dict[str, ExpertOutput]:
+    rng = np.random.default_rng(seed)
+    text = ExpertOutput(
+        np.full((n, 5), 0.2, np.float32),
+        rng.normal(size=(n, 4)).astype(np.float32),
+        np.zeros(n, bool),
+    )
+    tags = ExpertOutput(
+        np.full((n, 5), 0.2, np.float32),
+        rng.normal(size=(n, 3)).astype(np.float32),
+        np.full(n, not tags_present),
+    )
+    return {"text": text, "tags": tags}
+
+
+def test_inputs_concatenate_features_and_presence_flags_in_slot_order():
+    mlp = MultimodalMLP(SLOTS)
+    out = outputs(2, tags_present=False)
+    x = mlp.inputs(out)
+    assert x.shape == (2, 4 + 1 + 3 + 1)
+    np.testing.assert_array_equal(x[:, :4], out["text"].features)
+    assert x[:, 4].tolist() == [1.0, 1.0]
+    # An abstaining expert contributes zeros and a zero flag, whatever its rows held.
+    assert not x[:, 5:].any()
+
+
+def test_it_learns_from_features_and_rates_items_with_a_modality_missing():
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.integers(0, 5, size=n)
+    out = outputs(n)
+    out["text"].features[:, 0] = y + rng.normal(scale=0.1, size=n)  # the text tells the class
+    mlp = MultimodalMLP(SLOTS, MLPConfig(epochs=150, patience=150, seed=3))
+    x = mlp.inputs(out)
+    mlp.fit(x, y, x, y)
+    assert (mlp.predict_proba(x).argmax(axis=1) == y).mean() > 0.9
+    prompt_only = dict(out, tags=ExpertOutput.empty(n, 3))
+    assert (mlp.predict_proba(mlp.inputs(prompt_only)).argmax(axis=1) == y).mean() > 0.9
+
+
+def test_modality_dropout_never_drops_the_last_present_modality():
+    mlp = MultimodalMLP(SLOTS, MLPConfig(modality_dropout=1.0))
+    x = mlp.inputs(outputs(50))
+    dropped = mlp._drop_modalities(x, np.random.default_rng(0))
+    text_flag, tags_flag = dropped[:, 4], dropped[:, 8]
+    assert ((text_flag + tags_flag) == 1).all()  # exactly one of two modalities dropped
+    prompt_only = mlp.inputs(outputs(50, tags_present=False))
+    np.testing.assert_array_equal(
+        mlp._drop_modalities(prompt_only, np.random.default_rng(0)), prompt_only
+    )
+
+
+def test_save_and_load_predict_identically(tmp_path):
+    y = np.arange(50) % 5
+    mlp = MultimodalMLP(SLOTS, MLPConfig(epochs=3))
+    x = mlp.inputs(outputs(50))
+    mlp.fit(x, y, x, y)
+    mlp.save(tmp_path / "mlp")
+    loaded = MultimodalMLP.load(tmp_path / "mlp")
+    np.testing.assert_array_equal(mlp.predict_proba(x), loaded.predict_proba(x))

@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rating_models.cli import main
+from tests.rating_models.bundles import lstm_bundle_config, toy_examples
+
+
+def write_jsonl(path, examples):
+    with path.open("w") as handle:
+        for e in examples:
+            handle.write(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "prompt": e.prompt,
+                        "tags": [list(t) for t in e.tags],
+                        "rating": e.label.label,
+                        "source": "toy",
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "config.json"
+    config.write_text(json.dumps(lstm_bundle_config()))
+    paths = {
+        "train": write_jsonl(root / "train.jsonl", toy_examples()),
+        "val": write_jsonl(root / "val.jsonl", toy_examples(1, "v")),
+        "test": write_jsonl(root / "test.jsonl", toy_examples(1, "t")),
+        "config": config,
+        "bundle": root / "bundle",
+    }
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(paths["train"]),
+                "--val",
+                str(paths["val"]),
+                "--out",
+                str(paths["bundle"]),
+                "--config",
+                str(config),
+            ]
+        )
+        == 0
+    )
+    return paths
+
+
+def test_evaluate_json_prints_one_object_with_every_model(files, capsys):
+    assert main(["evaluate", str(files["bundle"]), str(files["test"]), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 8
+    assert set(report["models"]) == {"tag_rules", "lstm", "lstm_tags", "voter", "mlp"}
+    model = report["models"]["mlp"]
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion",
+        "dcm_count",
+        "dcm_rate",
+        "severe_dcm_count",
+        "severe_dcm_rate",
+    ):
+        assert key in model, key
+    assert set(model["per_class"]["X"]) >= {"precision", "recall", "f1", "accuracy", "support"}
+    assert len(model["confusion"]) == 5 and len(model["confusion"][0]) == 5
+    assert "macro_f1" in report  # the suggested rating's figures sit at the top level
+
+
+def test_evaluate_by_source_reports_each_source(files, capsys):
+    assert (
+        main(["evaluate", str(files["bundle"]), str(files["test"]), "--json", "--by", "source"])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["by_source"]) == {"toy"}
+    assert report["by_source"]["toy"]["n"] == 8
+
+
+def test_evaluate_without_json_prints_readable_tables(files, capsys):
+    assert main(["evaluate", str(files["bundle"]), str(files["test"])]) == 0
+    out = capsys.readouterr().out
+    assert "macro-F1" in out and "severe DCM" in out and "confusion" in out
+
+
+def test_predict_writes_one_json_line_per_item(files, tmp_path):
+    out = tmp_path / "predictions.jsonl"
+    assert main(["predict", str(files["bundle"]), str(files["test"]), "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 8
+    assert lines[0]["suggested"] in {"PG", "PG13", "R", "X", "XXX"}
+    assert set(lines[0]["experts"]) == {"tag_rules", "lstm", "lstm_tags"}
+
+
+def test_a_bad_data_file_is_a_clear_error_naming_file_and_line(files, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "prompt": "x", "rating": "PG"}\n{"id": "b", "rating": "PG-14"}\n')
+    assert main(["evaluate", str(files["bundle"]), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2" in err and "rating" in err
+
+
+def test_a_corrupt_bundle_is_a_clear_error(files, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{")
+    assert main(["evaluate", str(broken), str(files["test"])]) == 2
+    assert "manifest.json is corrupt" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed():
+    script = Path(sys.executable).parent / "rating-models"
+    result = subprocess.run(
+        [str(script), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "train" in result.stdout and "evaluate" in result.stdout
