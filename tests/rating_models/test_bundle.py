@@ -113,7 +113,7 @@ def test_load_refuses_a_missing_directory(tmp_path):
 
 def test_load_refuses_a_directory_without_manifest(copy):
     (copy / "manifest.json").unlink()
-    with pytest.raises(BundleError, match="no manifest.json"):
+    with pytest.raises(BundleError, match=r"no manifest\.json"):
         Bundle.load(copy)
 
 
@@ -134,13 +134,13 @@ def test_load_refuses_an_incompatible_format_version(copy):
 def test_load_refuses_a_truncated_weights_file(copy):
     weights = copy / "experts" / "lstm" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(BundleError, match="model.safetensors is corrupt"):
+    with pytest.raises(BundleError, match=r"model\.safetensors is corrupt"):
         Bundle.load(copy)
 
 
 def test_load_refuses_a_missing_file(copy):
     (copy / "mlp" / "model.safetensors").unlink()
-    with pytest.raises(BundleError, match="mlp/model.safetensors is missing"):
+    with pytest.raises(BundleError, match=r"mlp/model\.safetensors is missing"):
         Bundle.load(copy)
 
 
