@@ -8,6 +8,7 @@ work with the class index (0-4). Blocked (32) is a moderator's decision, not a c
 from __future__ import annotations
 
 import enum
+import numbers
 import re
 
 
@@ -94,6 +95,7 @@ _NAMES = {
 }
 _LEVEL_VALUES = {**{r.value: r for r in Rating}, 32: BLOCKED}
 _SEPARATORS = re.compile(r"[\s_\-]+")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 def parse_label(value: object) -> Rating | Blocked:
@@ -106,14 +108,14 @@ def parse_label(value: object) -> Rating | Blocked:
         return value
     if isinstance(value, bool):
         raise RatingError(f"{value!r} is not a rating")
-    if isinstance(value, int | float):
+    if isinstance(value, numbers.Real):  # numpy and pandas numbers too
         if float(value).is_integer() and int(value) in _LEVEL_VALUES:
             return _LEVEL_VALUES[int(value)]
         raise RatingError(f"{value!r} is not a rating level (levels are 1, 2, 4, 8, 16, 32)")
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return parse_label(int(text))
+        if _NUMBER.fullmatch(text):
+            return parse_label(float(text))
         key = _SEPARATORS.sub("", text.lower())
         if key in _NAMES:
             return _NAMES[key]

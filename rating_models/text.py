@@ -18,9 +18,10 @@ _EXTRA_NETWORK = re.compile(r"<\s*(?:lora|lyco|locon|loha|hypernet|embedding)\s*
 _ANGLE_TAG = re.compile(r"<[^<>]{0,200}>")
 # embedding:name written without brackets (ComfyUI)
 _EMBEDDING_WORD = re.compile(r"\bembedding:[\w.\-]+", re.I)
-# (word:1.2) or [word:0.5] -> word; [from:to:0.5] prompt editing -> from to
-_WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?\s*(?=[)\]])")
-_EDIT = re.compile(r"\[([^\[\]:]*):([^\[\]:]*)(?::\s*\d+(?:\.\d+)?)?\]")
+# (word:1.2), (word:.5) or [word:0.5] -> word. Weights go first, so that prompt editing
+# [from:to:0.5] is left as [from:to] -> "from to", whatever weights sit inside it.
+_WEIGHT = re.compile(r":\s*-?(?:\d+(?:\.\d*)?|\.\d+)\s*(?=[)\]])")
+_EDIT = re.compile(r"\[([^\[\]:]*):([^\[\]:]*)\]")
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _BREAK = re.compile(r"\bBREAK\b")
 _ESCAPED = re.compile(r"\\([()\[\]])")
@@ -43,8 +44,8 @@ def clean_prompt(text: str) -> str:
     text = _ANGLE_TAG.sub(" ", text)
     text = _EMBEDDING_WORD.sub(" ", text)
     text = _ESCAPED.sub(r"\1", text)
-    text = _EDIT.sub(r"\1 \2", text)
     text = _WEIGHT.sub("", text)
+    text = _EDIT.sub(r"\1 \2", text)
     text = _BRACKETS.sub(" ", text)
     text = _BREAK.sub(",", text)
     text = _SEPARATOR_RUN.sub(r"\1 ", text)

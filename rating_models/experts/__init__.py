@@ -42,14 +42,12 @@ def load_expert(directory: str | Path) -> Expert:
         raise ExpertError(f"{directory}: no {EXPERT_FILE}") from None
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ExpertError(f"{directory / EXPERT_FILE}: unreadable ({error})") from None
-    expert = build_expert(name, kind, config)
     try:
-        expert._load_state(directory)
+        return expert_class(kind).restore(name, config, directory)
     except ExpertError:
         raise
     except Exception as error:  # a truncated weights file raises whatever its reader raises
         raise ExpertError(f"{directory}: cannot load expert {name!r} ({error})") from error
-    return expert
 
 
 __all__ = [

@@ -155,6 +155,13 @@ class Expert(ABC):
         self._save_state(directory)
 
     @classmethod
+    def restore(cls, name: str, config: dict[str, Any], directory: Path) -> Self:
+        """Rebuild a saved expert: its configuration, then its state from `directory`."""
+        expert = cls.from_config(name, config)
+        expert._load_state(directory)
+        return expert
+
+    @classmethod
     def from_config(cls, name: str, config: dict[str, Any] | None = None) -> Self:
         known = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = set(config or {}) - known

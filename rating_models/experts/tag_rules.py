@@ -13,6 +13,7 @@ configuration. A Blocked-level tag rates XXX and flags the item for a moderator.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -155,11 +156,31 @@ class TagRulesExpert(Expert):
             ((Rating.parse(name), float(value)) for name, value in self.config.thresholds.items()),
             key=lambda pair: pair[0],
         )
-        self.computed = _read_rules(self.config.rules, set(self.config.sources))
-        self.values = _read_levels(self.config.tag_levels)
+        # The tables' text is kept: saving writes it into the expert's directory, so a saved
+        # expert rates the same when the files its configuration named are gone or changed.
+        self.rules_text = _read_table(self.config.rules, PACKAGED_RULES)
+        self.levels_text = _read_table(self.config.tag_levels, PACKAGED_LEVELS)
+        self._parse_tables(where_rules=self.config.rules, where_levels=self.config.tag_levels)
+
+    def _parse_tables(self, *, where_rules: str | None, where_levels: str | None) -> None:
+        self.computed = _parse_rules(
+            self.rules_text, where_rules or PACKAGED_RULES, set(self.config.sources)
+        )
+        self.values = _parse_levels(self.levels_text, where_levels or PACKAGED_LEVELS)
         for tag in self.computed.values():
             if tag.level is not None:
                 self.values.setdefault(tag.name, tag.level)
+
+    @classmethod
+    def restore(cls, name: str, config: dict[str, Any], directory: Path) -> TagRulesExpert:
+        saved = {
+            **config,
+            "rules": str(directory / "rules.csv"),
+            "tag_levels": str(directory / "levels.csv"),
+        }
+        expert = cls.from_config(name, saved)
+        expert.config = cls.Config(**config)  # keep the configuration as it was written
+        return expert
 
     @property
     def feature_size(self) -> int:
@@ -184,7 +205,7 @@ class TagRulesExpert(Expert):
             value = tag.value(present)
             if value > 0:
                 present[tag.name] = value
-            else:
+            elif not (self.config.direct_tags and tag.name in tagger_tags):
                 present.pop(tag.name, None)
         for tag in self.computed.values():
             if tag.temporary:
@@ -229,20 +250,11 @@ class TagRulesExpert(Expert):
         return output
 
     def _save_state(self, directory: Path) -> None:
-        # The tables travel inside the bundle, so it rates the same after the package changes.
-        for path, packaged, copy in (
-            (self.config.rules, PACKAGED_RULES, "rules.csv"),
-            (self.config.tag_levels, PACKAGED_LEVELS, "levels.csv"),
-        ):
-            with _open_table(path, packaged) as handle:
-                (directory / copy).write_text(handle.read(), encoding="utf-8")
+        (directory / "rules.csv").write_text(self.rules_text, encoding="utf-8")
+        (directory / "levels.csv").write_text(self.levels_text, encoding="utf-8")
 
     def _load_state(self, directory: Path) -> None:
-        self.computed = _read_rules(str(directory / "rules.csv"), set(self.config.sources))
-        self.values = _read_levels(str(directory / "levels.csv"))
-        for tag in self.computed.values():
-            if tag.level is not None:
-                self.values.setdefault(tag.name, tag.level)
+        """Nothing to do: `restore` already read the tables saved in `directory`."""
 
 
 def _feature_column(value: float) -> int:
@@ -254,56 +266,52 @@ def _feature_column(value: float) -> int:
     return column
 
 
-def _open_table(path: str | None, packaged: str):
+def _read_table(path: str | None, packaged: str) -> str:
     if path is None:
-        return resources.files("rating_models.vocab").joinpath(packaged).open(encoding="utf-8")
+        return resources.files("rating_models.vocab").joinpath(packaged).read_text("utf-8")
     try:
-        return Path(path).open(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ExpertError(f"tag rules table {path}: {error.strerror}") from None
 
 
-def _read_rules(path: str | None, sources: set[str]) -> dict[str, ComputedTag]:
+def _parse_rules(text: str, where: str, sources: set[str]) -> dict[str, ComputedTag]:
     computed: dict[str, ComputedTag] = {}
-    with _open_table(path, PACKAGED_RULES) as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            where = f"{path or PACKAGED_RULES}:{reader.line_num}"
-            try:
-                if row["sources"] not in sources:
-                    continue
-                name = normalise_tag(row["computed_tag"])
-                level = _level(row["computed_level"])
-                term = parse_qualifier(row["qualifier"])
-                temporary = row["temp"].strip() == "1"
-            except (KeyError, AttributeError):
-                raise ExpertError(
-                    f"{where}: expected columns computed_tag, computed_level, "
-                    "sources, temp, qualifier"
-                ) from None
-            except (ExpertError, ValueError) as error:
-                raise ExpertError(f"{where}: {error}") from None
-            tag = computed.setdefault(name, ComputedTag(name, level, temporary))
-            tag.level = tag.level if level is None else level
-            (tag.vetoes if term.is_veto else tag.rules).append(term)
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        line = f"{where}:{reader.line_num}"
+        try:
+            if row["sources"] not in sources:
+                continue
+            name = normalise_tag(row["computed_tag"])
+            level = _level(row["computed_level"])
+            term = parse_qualifier(row["qualifier"])
+            temporary = row["temp"].strip() == "1"
+        except (KeyError, AttributeError):
+            raise ExpertError(
+                f"{line}: expected columns computed_tag, computed_level, sources, temp, qualifier"
+            ) from None
+        except (ExpertError, ValueError) as error:
+            raise ExpertError(f"{line}: {error}") from None
+        tag = computed.setdefault(name, ComputedTag(name, level, temporary))
+        tag.level = tag.level if level is None else level
+        (tag.vetoes if term.is_veto else tag.rules).append(term)
     return computed
 
 
-def _read_levels(path: str | None) -> dict[str, float]:
+def _parse_levels(text: str, where: str) -> dict[str, float]:
     values: dict[str, float] = {}
-    with _open_table(path, PACKAGED_LEVELS) as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            try:
-                level = _level(row["level"])
-            except KeyError:
-                raise ExpertError(
-                    f"{path or PACKAGED_LEVELS}: expected columns tag, level"
-                ) from None
-            except ValueError as error:
-                raise ExpertError(f"{path or PACKAGED_LEVELS}:{reader.line_num}: {error}") from None
-            if level is not None:
-                values[normalise_tag(row["tag"])] = float(level)
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        try:
+            level = _level(row["level"])
+            tag = normalise_tag(row["tag"])
+        except (KeyError, AttributeError):
+            raise ExpertError(f"{where}: expected columns tag, level") from None
+        except ValueError as error:
+            raise ExpertError(f"{where}:{reader.line_num}: {error}") from None
+        if level is not None:
+            values[tag] = float(level)
     return values
 
 

@@ -172,6 +172,10 @@ class TransformerExpert(Expert):
         self.device = pick_device(self.config.device)
         self.model: TransformerClassifier | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
+        # Frozen mode: pooled encodings of the texts seen in `fit`, so that computing the
+        # training features for the MLP right after does not encode every text again.
+        # Filled only by `fit`; a loaded expert starts empty and never grows it.
+        self._fit_encodings: dict[Pair, Tensor] = {}
 
     @property
     def modality(self) -> str:  # type: ignore[override]
@@ -319,9 +323,18 @@ class TransformerExpert(Expert):
         rows = [i for i, e in enumerate(examples) if not self._abstains(e)]
         if not rows:
             return output
-        encodings = self._tokenize([self._pair(examples[i]) for i in rows])
+        pairs = [self._pair(examples[i]) for i in rows]
         rows = np.asarray(rows)
-        for batch_rows, batch in self._sorted_batches(encodings):
+        if self.config.mode == "frozen" and self._fit_encodings:
+            missing = list(dict.fromkeys(p for p in pairs if p not in self._fit_encodings))
+            fresh = dict(zip(missing, self._encode(missing), strict=True)) if missing else {}
+            pooled = torch.stack([self._fit_encodings.get(p, fresh.get(p)) for p in pairs])
+            logits, features = model.head(pooled)  # (N, 5), (N, hidden)
+            output.probs[rows] = F.softmax(logits, dim=-1).float().cpu().numpy()
+            output.features[rows] = features.float().cpu().numpy()
+            output.abstain[rows] = False
+            return output
+        for batch_rows, batch in self._sorted_batches(self._tokenize(pairs)):
             logits, features = model(batch)  # (B, 5), (B, hidden)
             target = rows[batch_rows]
             output.probs[target] = F.softmax(logits, dim=-1).float().cpu().numpy()
@@ -387,6 +400,7 @@ class TransformerExpert(Expert):
         log.info(
             "%s: encoded %d distinct texts for %d examples", self.name, len(distinct), len(pairs)
         )
+        self._fit_encodings = dict(zip(distinct, pooled, strict=True))
         index = torch.tensor([position[p] for p in pairs], device=self.device)  # (N,)
         x_train, x_val = pooled[index[: len(train)]], pooled[index[len(train) :]]  # (n, H)
         t_train = torch.as_tensor(y_train, device=self.device)  # (n,)
