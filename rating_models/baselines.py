@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from rating_models.examples import Example, rated
-from rating_models.metrics import rating_report
+from rating_models.metrics import model_report
 from rating_models.text import clean_prompt
 
 
@@ -29,19 +29,19 @@ def tfidf_logistic_regression(
 
 
 def baseline_report(
-    train: Sequence[Example], test: Sequence[Example], *, by: str | None = None
+    train: Sequence[Example], test: Sequence[Example], *, by: str | None = None, bootstrap: int = 0
 ) -> dict[str, Any]:
     """Metrics of the TF-IDF baseline on `test`, with the same fields as a bundle's models."""
     test = rated(test)
     y_true = np.array([e.rating.index for e in test], dtype=np.int64)
     y_pred = tfidf_logistic_regression(train, test)
-    report = {"n": len(test), "models": {"tfidf_logreg": rating_report(y_true, y_pred)}}
+    report = {"n": len(test), "models": {"tfidf_logreg": model_report(y_true, y_pred, bootstrap)}}
     if by is not None:
         report[f"by_{by}"] = {}
         for value in sorted({str(getattr(e, by)) for e in test}):
             rows = [i for i, e in enumerate(test) if str(getattr(e, by)) == value]
             report[f"by_{by}"][value] = {
                 "n": len(rows),
-                "models": {"tfidf_logreg": rating_report(y_true[rows], y_pred[rows])},
+                "models": {"tfidf_logreg": model_report(y_true[rows], y_pred[rows], bootstrap)},
             }
     return report

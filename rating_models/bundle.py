@@ -65,6 +65,18 @@ class BundlePrediction:
             return getattr(self, model)
         return self.experts[model].ratings
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> BundlePrediction:
+        """The prediction for a subset of the batch's rows."""
+        index = np.asarray(rows, dtype=np.int64)
+        return BundlePrediction(
+            {name: out.take(index) for name, out in self.experts.items()},
+            self.voter[index],
+            self.mlp_probs[index],
+            self.mlp[index],
+            self.suggested[index],
+            self.flagged[index],
+        )
+
     def suggested_rating(self, row: int) -> Rating:
         return Rating.from_index(int(self.suggested[row]))
 

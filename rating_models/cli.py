@@ -45,6 +45,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     evaluate.add_argument(
         "--json", action="store_true", help="print one JSON object instead of tables"
     )
+    evaluate.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add 95%% bootstrap intervals from N resamples (e.g. 1000)",
+    )
     evaluate.add_argument("--by", choices=["source"], help="also report per value of this field")
 
     predict = commands.add_parser("predict", help="rate examples with a bundle")
@@ -59,6 +67,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     baseline.add_argument("--test", required=True, type=Path, help="rated test examples")
     baseline.add_argument(
         "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    baseline.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    baseline.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add 95%% bootstrap intervals from N resamples (e.g. 1000)",
     )
     baseline.add_argument("--by", choices=["source"], help="also report per value of this field")
     return parser.parse_args(argv)
@@ -119,9 +135,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rating_models.examples import load_examples
 
     bundle = Bundle.load(args.bundle)
-    report = evaluate_bundle(bundle, load_examples(args.data), by=args.by, progress=not args.json)
+    report = evaluate_bundle(
+        bundle,
+        load_examples(args.data),
+        by=args.by,
+        bootstrap=args.bootstrap,
+        progress=not args.json,
+    )
     report["bundle"] = bundle.version
-    print(json.dumps(report) if args.json else format_report(report))
+    print(json.dumps(report) if args.json else format_report(report, markdown=args.markdown))
     return 0
 
 
@@ -158,8 +180,10 @@ def run_baseline(args: argparse.Namespace) -> int:
     from rating_models.baselines import baseline_report
     from rating_models.examples import load_examples
 
-    report = baseline_report(load_examples(args.data), load_examples(args.test), by=args.by)
-    print(json.dumps(report) if args.json else format_report(report))
+    report = baseline_report(
+        load_examples(args.data), load_examples(args.test), by=args.by, bootstrap=args.bootstrap
+    )
+    print(json.dumps(report) if args.json else format_report(report, markdown=args.markdown))
     return 0
 
 
@@ -178,54 +202,57 @@ def _label(index: int) -> str | None:
 # -- readable tables ---------------------------------------------------------------------------
 
 
-def format_report(report: dict[str, Any], title: str = "all items") -> str:
-    lines = [f"{title}: {report['n']} rated items"]
-    lines += _models_table(report)
+def format_report(
+    report: dict[str, Any], title: str = "all items", *, markdown: bool = False
+) -> str:
+    table = _markdown if markdown else _table
+    lines = [f"{title}: {report['n']} rated items", ""]
+    lines += table(_models_rows(report))
     if "per_class" in report:
-        lines += ["", f"suggested rating ({report.get('suggestion_policy', 'max')}) per class:"]
-        lines += _per_class_table(report)
-        lines += _confusion_table(report)
+        policy = report.get("suggestion_policy", "max")
+        lines += ["", f"suggested rating ({policy}) per class:", ""]
+        lines += table(_per_class_rows(report))
+        lines += ["", "confusion (rows true, columns predicted):", ""]
+        lines += table(
+            [("true \\ predicted", *LABELS)]
+            + [(LABELS[i], *map(str, row)) for i, row in enumerate(report["confusion"])]
+        )
     for key, groups in report.items():
         if key.startswith("by_"):
             for value, group in groups.items():
-                lines += ["", format_report(group, f"{key[3:]} = {value}")]
+                lines += ["", format_report(group, f"{key[3:]} = {value}", markdown=markdown)]
     return "\n".join(lines)
 
 
-def _models_table(report: dict[str, Any]) -> list[str]:
+def _models_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     rows = [("model", "n", "accuracy", "macro-F1", "DCM", "DCM rate", "severe DCM", "severe rate")]
     models = dict(report.get("models", {}))
     if "per_class" in report:
         models["suggested"] = report
     for name, m in models.items():
+        ci = m.get("intervals") or {}
         rows.append(
             (
                 name,
                 str(m["n"]),
                 _fmt(m["accuracy"]),
-                _fmt(m["macro_f1"]),
+                _fmt(m["macro_f1"], ci.get("macro_f1")),
                 str(m["dcm_count"]),
-                _fmt(m["dcm_rate"]),
+                _fmt(m["dcm_rate"], ci.get("dcm_rate")),
                 f"{m['severe_dcm_count']}/{m['explicit_support']}",
-                _fmt(m["severe_dcm_rate"]),
+                _fmt(m["severe_dcm_rate"], ci.get("severe_dcm_rate")),
             )
         )
-    return _table(rows)
+    return rows
 
 
-def _per_class_table(report: dict[str, Any]) -> list[str]:
+def _per_class_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     rows = [("rating", "support", "precision", "recall", "F1")]
     for label, m in report["per_class"].items():
         rows.append(
             (label, str(m["support"]), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]))
         )
-    return _table(rows)
-
-
-def _confusion_table(report: dict[str, Any]) -> list[str]:
-    rows = [("true \\ predicted", *LABELS)]
-    rows += [(LABELS[i], *map(str, row)) for i, row in enumerate(report["confusion"])]
-    return ["", "confusion (rows true, columns predicted):", *_table(rows)]
+    return rows
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -240,8 +267,18 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return out
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def _markdown(rows: list[tuple[str, ...]]) -> list[str]:
+    out = ["| " + " | ".join(row) + " |" for row in rows]
+    out.insert(1, "|" + "|".join("---" if i == 0 else "---:" for i in range(len(rows[0]))) + "|")
+    return out
+
+
+def _fmt(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "—"
+    if interval is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 if __name__ == "__main__":

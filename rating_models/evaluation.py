@@ -10,7 +10,7 @@ import numpy as np
 
 from rating_models.bundle import Bundle, BundlePrediction
 from rating_models.examples import Example, rated
-from rating_models.metrics import rating_report
+from rating_models.metrics import model_report
 
 
 def evaluate_bundle(
@@ -18,51 +18,43 @@ def evaluate_bundle(
     examples: Sequence[Example],
     *,
     by: str | None = None,
+    bootstrap: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
     """The evaluation report (see `rating-models evaluate --json`).
 
     Blocked and unlabelled examples are not ratings and are only counted. An expert is scored
-    on the items it did not abstain on; its `n` says how many.
+    on the items it did not abstain on; its `n` says how many. With `bootstrap` > 0 every
+    model also gets `intervals`: 95% bootstrap intervals over that many resamples.
     """
     scored = rated(examples)
     prediction = bundle.predict(scored, progress=progress)
     y_true = np.array([e.rating.index for e in scored], dtype=np.int64)
-    report = _report(bundle, prediction, y_true)
+    report = _report(bundle, prediction, y_true, bootstrap)
     report["excluded"] = len(examples) - len(scored)
     if by is not None:
         groups: dict[str, list[int]] = defaultdict(list)
         for row, example in enumerate(scored):
             groups[str(getattr(example, by))].append(row)
         report[f"by_{by}"] = {
-            value: _report(bundle, _take(prediction, rows), y_true[rows])
+            value: _report(bundle, prediction.take(rows), y_true[rows], bootstrap)
             for value, rows in sorted(groups.items())
         }
     return report
 
 
-def _report(bundle: Bundle, prediction: BundlePrediction, y_true: np.ndarray) -> dict[str, Any]:
+def _report(
+    bundle: Bundle, prediction: BundlePrediction, y_true: np.ndarray, bootstrap: int
+) -> dict[str, Any]:
     models = {}
     for name in [*bundle.experts, "voter", "mlp"]:
         predicted = prediction.ratings(name)
         spoke = predicted >= 0
-        models[name] = rating_report(y_true[spoke], predicted[spoke])
+        models[name] = model_report(y_true[spoke], predicted[spoke], bootstrap)
         models[name]["abstained"] = int((~spoke).sum())
     return {
         "n": len(y_true),
         "suggestion_policy": bundle.suggested,
-        **rating_report(y_true, prediction.suggested),
+        **model_report(y_true, prediction.suggested, bootstrap),
         "models": models,
     }
-
-
-def _take(prediction: BundlePrediction, rows: list[int]) -> BundlePrediction:
-    index = np.asarray(rows, dtype=np.int64)
-    return BundlePrediction(
-        {name: out.take(index) for name, out in prediction.experts.items()},
-        prediction.voter[index],
-        prediction.mlp_probs[index],
-        prediction.mlp[index],
-        prediction.suggested[index],
-        prediction.flagged[index],
-    )

@@ -51,7 +51,10 @@ class MLPConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    class_weighting: str = "balanced"
+    # The experts were trained with balanced class weights, so their features already lean
+    # towards the rare explicit ratings; balancing again in the MLP counts that prior shift
+    # twice and floods PG items into X. The square root corrects once, gently.
+    class_weighting: str = "sqrt"
     seed: int = 1234
     device: str = "auto"
 

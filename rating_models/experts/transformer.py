@@ -39,6 +39,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     get_linear_schedule_with_warmup,
 )
+from transformers.utils import logging as transformers_logging
 
 from rating_models.examples import Example
 from rating_models.experts.base import Expert, ExpertError, ExpertOutput
@@ -54,6 +55,9 @@ from rating_models.training import (
 )
 
 log = logging.getLogger(__name__)
+# Loading a checkpoint is not long work a user waits on; its per-tensor bar only clutters the
+# progress of the training and prediction that follow.
+transformers_logging.disable_progress_bar()
 
 MINILM = "minilm"
 HEAD_FILE = "head.safetensors"

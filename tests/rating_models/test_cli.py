@@ -130,3 +130,19 @@ def test_the_console_script_is_installed():
         check=True,
     )
     assert "train" in result.stdout and "evaluate" in result.stdout
+
+
+def test_evaluate_markdown_prints_pipe_tables(files, capsys):
+    assert main(["evaluate", str(files["bundle"]), str(files["test"]), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| model | n | accuracy | macro-F1 |" in out
+    assert "| mlp | 8 |" in out
+
+
+def test_evaluate_with_bootstrap_adds_intervals_to_every_model(files, capsys):
+    args = ["evaluate", str(files["bundle"]), str(files["test"]), "--json", "--bootstrap", "50"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    for model in report["models"].values():
+        assert len(model["intervals"]["macro_f1"]) == 2
+    assert len(report["intervals"]["dcm_rate"]) == 2

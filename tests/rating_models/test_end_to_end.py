@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rating_models.bundle import Bundle
-from rating_models.examples import load_examples
+from rating_models.examples import Example, load_examples
 from rating_models.ratings import Rating
 from rating_models.train import BundleConfig, train_bundle
 from tests.rating_models.bundles import transformer_bundle_config
@@ -68,3 +68,32 @@ def test_manifest_names_each_experts_kind_backbone_and_feature_size(trained):
     image = next(e for e in manifest["experts"] if e["name"] == "image")
     assert image["feature_size"] == 1024
     assert manifest["test_metrics"]["models"]["image"]["n"] == 0
+
+
+def test_negative_prompt_alone_raises_no_experts_rating(trained):
+    bundle, _, test = trained
+    items = [e for e in test if e.rating is not None][:12]
+    with_negative = [
+        Example(f"{e.id}-neg", e.prompt, negative_prompt="nsfw, nude, naked, sex", tags=e.tags)
+        for e in items
+    ]
+    plain = [Example(e.id, e.prompt, tags=e.tags) for e in items]
+    before, after = bundle.predict(plain), bundle.predict(with_negative)
+    for model in [*bundle.experts, "voter", "mlp", "suggested"]:
+        assert (after.ratings(model) <= before.ratings(model)).all(), model
+
+
+@pytest.mark.slow
+def test_the_fast_preset_trains_with_the_packaged_weights(tmp_path):
+    """The real MiniLM and Open-NSFW weights, the real preset, a small slice of the corpus."""
+    bundle = train_bundle(
+        corpus_slice("train", 25),
+        corpus_slice("val", 8),
+        config=BundleConfig.from_preset("fast"),
+        out=tmp_path / "b",
+    )
+    manifest = Bundle.load(tmp_path / "b").manifest
+    text = next(e for e in manifest["experts"] if e["name"] == "text")
+    assert text["backbone"] == "minilm" and text["feature_size"] == 256
+    prediction = bundle.predict([Example("g", "a nude woman lying on a bed")])
+    assert prediction.suggested.shape == (1,)

@@ -194,3 +194,26 @@ def test_empty_input_gives_a_report_of_nones_and_zeros():
         "accuracy": None,
         "support": 0,
     }
+
+
+def test_bootstrap_intervals_contain_the_point_figures_and_are_reproducible():
+    from rating_models.metrics import bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 5, size=300)
+    y_pred = np.where(rng.random(300) < 0.7, y_true, rng.integers(0, 5, size=300))
+    report = rating_report(y_true, y_pred)
+    intervals = bootstrap_intervals(y_true, y_pred, samples=200, seed=1)
+    for key in ("macro_f1", "dcm_rate", "severe_dcm_rate"):
+        low, high = intervals[key]
+        assert low <= report[key] <= high, key
+        assert low < high, key
+    assert intervals == bootstrap_intervals(y_true, y_pred, samples=200, seed=1)
+
+
+def test_bootstrap_has_no_severe_interval_without_explicit_items():
+    from rating_models.metrics import bootstrap_intervals
+
+    intervals = bootstrap_intervals([0, 1, 2, 0], [0, 0, 2, 1], samples=50)
+    assert intervals["severe_dcm_rate"] is None
+    assert intervals["dcm_rate"] is not None
