@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dj_database_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MODERATION_VAR_DIR", BASE_DIR / "var"))
 
@@ -24,6 +26,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "moderation.media",
+    "moderation.inference",
+    "moderation.review",
 ]
 
 MIDDLEWARE = [
@@ -56,12 +63,16 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "moderation.wsgi.application"
 
+# DATABASE_URL (postgres://user@host:5432/name) in production; SQLite on one machine.
 DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("SQLITE_PATH", VAR_DIR / "moderation.sqlite3"),
-    }
+    "default": dj_database_url.config(
+        default=f"sqlite:///{os.environ.get('SQLITE_PATH', VAR_DIR / 'moderation.sqlite3')}",
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+    )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Workers and the web server write at once: wait for the lock instead of failing at once.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -83,5 +94,57 @@ MEDIA_URL = "media/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "review:next"
+LOGOUT_REDIRECT_URL = "login"
+
 # Where trained rating bundles live; `make bundle` writes the default one here.
 BUNDLE_DIR = Path(os.environ.get("BUNDLE_DIR", VAR_DIR / "bundles"))
+# "auto" picks CUDA when present; "cpu" or "cuda" force one.
+RATING_DEVICE = os.environ.get("RATING_DEVICE", "auto")
+
+# Ingestion limits: beyond them the API answers 413 or 400 and writes nothing.
+MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 20 * 1024 * 1024))
+MAX_IMAGE_PIXELS = int(os.environ.get("MAX_IMAGE_PIXELS", 40_000_000))
+MAX_PROMPT_CHARS = int(os.environ.get("MAX_PROMPT_CHARS", 10_000))
+MAX_TAGS = int(os.environ.get("MAX_TAGS", 200))
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+# Share of new items that go to the test split, by a hash of their id.
+TEST_FRACTION = float(os.environ.get("TEST_FRACTION", "0.2"))
+
+# Review queue
+CLAIM_MINUTES = int(os.environ.get("CLAIM_MINUTES", "10"))
+SKIP_HOURS = float(os.environ.get("SKIP_HOURS", "4"))
+
+# Celery: an embedded broker that needs no server unless CELERY_BROKER_URL names one
+# (redis://127.0.0.1:6379/0, amqp://guest@127.0.0.1//).
+CELERY_BROKER_URL = os.environ.get(
+    "CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "moderation.inference.tasks.*": {"queue": "inference"},
+    "moderation.training.tasks.*": {"queue": "training"},
+}
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "0") == "1"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["moderation.media.api_auth.ClientTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "moderation.media.api_errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Content rating moderation API",
+    "DESCRIPTION": (
+        "Ingest media items, rate prompts at generation time, read predictions and labels."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}

@@ -1,0 +1,172 @@
+"""Rating items with the champion bundle: loading it, predicting, storing predictions."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from moderation.inference.models import ModelVersion, Prediction
+from moderation.media.models import MediaItem
+from rating_models.bundle import Bundle, BundlePrediction, read_manifest
+from rating_models.examples import Example
+from rating_models.ratings import Rating
+
+log = logging.getLogger(__name__)
+
+_loaded: dict[str, Bundle] = {}
+_lock = threading.Lock()
+
+
+class NoChampion(RuntimeError):
+    """No model version is champion yet: nothing can be rated."""
+
+
+def champion() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
+
+
+def bundle_for(version: ModelVersion) -> Bundle:
+    """The version's bundle, loaded once per process. A worker that sees a new champion
+    loads it on its next task, with no restart."""
+    with _lock:
+        if version.version not in _loaded:
+            _loaded.clear()  # one bundle in memory: the old champion is not needed any more
+            _loaded[version.version] = Bundle.load(_bundle_path(version))
+        return _loaded[version.version]
+
+
+def _bundle_path(version: ModelVersion) -> Path:
+    path = Path(version.path)
+    return path if path.is_absolute() else Path(settings.BUNDLE_DIR) / path
+
+
+@transaction.atomic
+def model_version_register(*, path: str | Path, promote: bool = False) -> ModelVersion:
+    """Record a bundle directory as a model version (idempotent by bundle version).
+
+    The bundle is loaded first: a corrupt or incompatible bundle never becomes a version.
+    """
+    path = Path(path)
+    Bundle.load(path)
+    manifest = read_manifest(path)
+    version, _ = ModelVersion.objects.get_or_create(
+        version=manifest["version"], defaults={"path": str(path), "manifest": manifest}
+    )
+    if promote and version.status != ModelVersion.Status.CHAMPION:
+        model_version_promote(version=version)
+    return version
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.CHAMPION).update(
+        status=ModelVersion.Status.RETIRED
+    )
+    version.status = ModelVersion.Status.CHAMPION
+    version.promoted_at = timezone.now()
+    version.save(update_fields=["status", "promoted_at"])
+    return version
+
+
+def item_example(item: MediaItem) -> Example:
+    """The item as the models see it."""
+    image = None
+    if item.image:
+        with item.image.open("rb") as handle, Image.open(io.BytesIO(handle.read())) as opened:
+            image = opened.convert("RGB")
+    tags = None if item.tags is None else tuple((str(n), float(c)) for n, c in item.tags)
+    return Example(
+        id=str(item.uid),
+        prompt=item.prompt,
+        negative_prompt=item.negative_prompt,
+        tags=tags,
+        image=image,
+        source=item.source,
+    )
+
+
+def predictions_create(*, item_ids: Sequence[int], version: ModelVersion | None = None) -> int:
+    """Predict every listed item that has no prediction for the version yet; returns how many
+    were written. Safe to run twice: the second run writes nothing."""
+    version = version or champion()
+    if version is None:
+        raise NoChampion("no champion model version: register a bundle first")
+    done = set(
+        Prediction.objects.filter(model_version=version, item_id__in=item_ids).values_list(
+            "item_id", flat=True
+        )
+    )
+    items = list(MediaItem.objects.filter(pk__in=set(item_ids) - done).order_by("pk"))
+    if not items:
+        return 0
+    bundle = bundle_for(version)
+    prediction = bundle.predict([item_example(i) for i in items])
+    rows = [_prediction_row(item, version, bundle, prediction, n) for n, item in enumerate(items)]
+    with transaction.atomic():
+        # A concurrent worker may have written some meanwhile: the unique pair keeps one.
+        Prediction.objects.bulk_create(rows, ignore_conflicts=True)
+        from moderation.review.services import review_priorities_update
+
+        review_priorities_update(item_ids=[i.pk for i in items], version=version)
+    return len(rows)
+
+
+def _level(index: int) -> int | None:
+    return None if index < 0 else Rating.from_index(int(index)).level
+
+
+def _prediction_row(
+    item: MediaItem, version: ModelVersion, bundle: Bundle, prediction: BundlePrediction, row: int
+) -> Prediction:
+    experts, features = {}, []
+    for name, output in prediction.experts.items():
+        abstained = bool(output.abstain[row])
+        experts[name] = {
+            "rating": None if abstained else _level(output.ratings[row]),
+            "probs": None if abstained else [round(float(p), 5) for p in output.probs[row]],
+        }
+        features.append(output.features[row].astype(np.float16))
+    return Prediction(
+        item=item,
+        model_version=version,
+        experts=experts,
+        voter_rating=_level(prediction.voter[row]),
+        mlp_rating=_level(prediction.mlp[row]),
+        mlp_probs=[round(float(p), 5) for p in prediction.mlp_probs[row]],
+        suggested_rating=_level(prediction.suggested[row]),
+        flagged=bool(prediction.flagged[row]),
+        features=np.concatenate(features).tobytes(),
+    )
+
+
+def rate_now(example: Example) -> tuple[ModelVersion, BundlePrediction]:
+    """Rate one example within the request (generation time): nothing is stored."""
+    version = champion()
+    if version is None:
+        raise NoChampion("no champion model version: register a bundle first")
+    return version, bundle_for(version).predict([example])
+
+
+def enqueue_prediction(item_ids: Sequence[int]) -> bool:
+    """Queue the items' prediction; False when the broker cannot be reached.
+
+    The item is already stored, so a broker outage must not fail ingestion: the periodic
+    sweep finds every item without a champion prediction and queues it again.
+    """
+    from moderation.inference.tasks import predict_items
+
+    try:
+        predict_items.delay(list(item_ids))
+    except Exception as error:  # kombu raises OperationalError, socket errors, ...
+        log.warning("could not queue prediction of %d items: %s", len(item_ids), error)
+        return False
+    return True
