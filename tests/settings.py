@@ -1,0 +1,21 @@
+"""Test settings: the real PostgreSQL on this machine, media in a scratch directory.
+
+TEST_DATABASE_URL overrides the database (sqlite:///... runs the suite on SQLite).
+"""
+
+import os
+import tempfile
+
+import dj_database_url
+
+from moderation.settings import *  # noqa: F403
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    )
+}
+MEDIA_ROOT = tempfile.mkdtemp(prefix="moderation-test-media-")
+# Tasks are called directly in tests; queuing goes to memory unless a test starts a worker.
+CELERY_BROKER_URL = "memory://"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
