@@ -131,7 +131,16 @@ CELERY_TASK_ROUTES = {
     "moderation.training.tasks.*": {"queue": "training"},
 }
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "0") == "1"
+# Redis redelivers an unacknowledged message after this many seconds: longer than the
+# longest task (a training run), or a slow task would run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The sweep queues every item without a champion prediction: what a broker lost or never got.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unpredicted": {
+        "task": "moderation.inference.tasks.sweep_unpredicted",
+        "schedule": float(os.environ.get("SWEEP_SECONDS", "300")),
+    }
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["moderation.media.api_auth.ClientTokenAuthentication"],

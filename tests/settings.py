@@ -15,7 +15,8 @@ DATABASES = {
         os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     )
 }
-MEDIA_ROOT = tempfile.mkdtemp(prefix="moderation-test-media-")
+# A worker started by a test shares the test's media directory and broker through these.
+MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="moderation-media-")
 # Tasks are called directly in tests; queuing goes to memory unless a test starts a worker.
-CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,99 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from moderation.inference import services
+from moderation.inference.models import ModelVersion, Prediction
+from moderation.inference.tasks import predict_items, sweep_unpredicted
+from moderation.review.models import ReviewState
+from rating_models.bundle import BundleError
+from tests.moderation.inference.conftest import make_items
+
+pytestmark = pytest.mark.django_db
+
+
+def test_predicting_twice_writes_one_prediction_per_item_and_version(champion):
+    items = make_items(["a cat on a sofa", "nude woman on a bed"])
+    ids = [i.pk for i in items]
+    assert services.predictions_create(item_ids=ids) == 2
+    assert services.predictions_create(item_ids=ids) == 0
+    assert predict_items(ids) == 0  # the task is as idempotent as the service
+    assert Prediction.objects.filter(model_version=champion).count() == 2
+
+
+def test_a_prediction_keeps_every_experts_output_and_compact_features(champion):
+    (item,) = make_items(["nude woman on a bed"])
+    services.predictions_create(item_ids=[item.pk])
+    prediction = Prediction.objects.get(item=item)
+    assert set(prediction.experts) == {"tag_rules", "lstm", "lstm_tags"}
+    assert all(e["rating"] in {1, 2, 4, 8, 16} for e in prediction.experts.values())
+    assert prediction.suggested_rating == max(prediction.voter_rating, prediction.mlp_rating)
+    assert len(prediction.mlp_probs) == 5
+    sizes = sum(e["feature_size"] for e in champion.manifest["experts"])
+    features = prediction.feature_array()
+    assert features.dtype == np.float16 and features.shape == (sizes,)
+
+
+def test_prompt_only_items_record_the_tag_experts_abstention(champion):
+    (item,) = make_items(["a cat on a sofa"])
+    item.tags = None
+    item.save()
+    services.predictions_create(item_ids=[item.pk])
+    experts = Prediction.objects.get(item=item).experts
+    assert experts["tag_rules"] == {"rating": None, "probs": None}
+    assert experts["lstm"]["rating"] is not None
+
+
+def test_a_prediction_sets_the_items_queue_priority(champion):
+    (item,) = make_items(["nude naked art"])
+    assert ReviewState.objects.get(item=item).priority == 0
+    services.predictions_create(item_ids=[item.pk])
+    assert ReviewState.objects.get(item=item).priority > 0
+
+
+def test_predicting_without_a_champion_is_refused(db):
+    (item,) = make_items(["a cat"])
+    with pytest.raises(services.NoChampion):
+        services.predictions_create(item_ids=[item.pk])
+    assert predict_items([item.pk]) == 0
+
+
+def test_promoting_leaves_exactly_one_champion(champion, bundle_dir, tmp_path):
+    second = tmp_path / "second"
+    shutil.copytree(bundle_dir, second)
+    manifest = json.loads((second / "manifest.json").read_text())
+    manifest["version"] = "second"
+    (second / "manifest.json").write_text(json.dumps(manifest))
+    newer = services.model_version_register(path=second, promote=True)
+    champion.refresh_from_db()
+    assert newer.status == ModelVersion.Status.CHAMPION
+    assert champion.status == ModelVersion.Status.RETIRED
+    assert ModelVersion.objects.filter(status="champion").count() == 1
+    assert services.bundle_for(newer).version == "second"  # workers load the new champion
+
+
+def test_a_corrupt_bundle_never_becomes_a_model_version(db, bundle_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_dir, broken)
+    weights = broken / "mlp" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    with pytest.raises(BundleError, match="corrupt"):
+        services.model_version_register(path=broken, promote=True)
+    assert not ModelVersion.objects.exists()
+
+
+def test_the_sweep_finds_items_without_a_champion_prediction(champion):
+    items = make_items(["a cat", "a dog", "a tree"])
+    services.predictions_create(item_ids=[items[0].pk])
+    assert sweep_unpredicted() == 2
+
+
+def test_rate_now_stores_nothing(champion):
+    from rating_models.examples import Example
+
+    version, prediction = services.rate_now(Example("g", "nude woman on a bed"))
+    assert version == champion
+    assert prediction.suggested.shape == (1,)
+    assert not Prediction.objects.exists()
