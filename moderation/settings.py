@@ -133,7 +133,9 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "0") == "1"
 # Redis redelivers an unacknowledged message after this many seconds: longer than the
 # longest task (a training run), or a slow task would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# (Only Redis and SQS know the option; the SQLAlchemy transport hands options to its engine.)
+if CELERY_BROKER_URL.startswith(("redis", "rediss", "sqs")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # The sweep queues every item without a champion prediction: what a broker lost or never got.
 CELERY_BEAT_SCHEDULE = {
     "sweep-unpredicted": {

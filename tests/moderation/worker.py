@@ -1,0 +1,86 @@
+"""A real Celery worker process for tests, on a real broker, sharing the test database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from moderation.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def broker(url: str) -> Iterator[None]:
+    """Point this process's Celery app at `url` (tests otherwise queue to memory)."""
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = url
+    celery_app._after_fork()  # drop the connection and producer pools made for the old URL
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url = previous
+        celery_app._after_fork()
+
+
+@contextlib.contextmanager
+def worker(broker_url: str, *, queues: str = "inference,default") -> Iterator[subprocess.Popen]:
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "TEST_DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+            if connection.vendor == "postgresql"
+            else f"sqlite:///{db['NAME']}"
+        ),
+        "TEST_CELERY_BROKER_URL": broker_url,
+        "TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "moderation",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "solo",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "info",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for(
+    condition: Callable[[], bool], *, timeout: float = 90, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
