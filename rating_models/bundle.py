@@ -207,7 +207,9 @@ class Bundle:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> Bundle:
+    def load(cls, directory: str | Path, *, device: str | None = None) -> Bundle:
+        """Load and verify a bundle; `device` ("cpu", "cuda", "auto") overrides where its
+        experts and MLP run, so one bundle serves CPU and GPU workers."""
         directory = Path(directory)
         manifest = read_manifest(directory)
         verify_files(directory, manifest)
@@ -215,7 +217,7 @@ class Bundle:
         for record in manifest["experts"]:
             path = _inside(directory, record.get("path", ""))
             try:
-                expert = load_expert(path)
+                expert = load_expert(path, device=device)
             except ExpertError as error:
                 raise BundleError(f"bundle {directory}: {error}") from None
             if expert.feature_size != record.get("feature_size"):
@@ -225,7 +227,7 @@ class Bundle:
                 )
             experts[expert.name] = expert
         try:
-            mlp = MultimodalMLP.load(_inside(directory, manifest["mlp"]["path"]))
+            mlp = MultimodalMLP.load(_inside(directory, manifest["mlp"]["path"]), device=device)
         except (OSError, KeyError, ValueError, RuntimeError) as error:
             raise BundleError(f"bundle {directory}: cannot load the MLP ({error})") from None
         try:

@@ -40,7 +40,9 @@ def bundle_for(version: ModelVersion) -> Bundle:
     with _lock:
         if version.version not in _loaded:
             _loaded.clear()  # one bundle in memory: the old champion is not needed any more
-            _loaded[version.version] = Bundle.load(_bundle_path(version))
+            _loaded[version.version] = Bundle.load(
+                _bundle_path(version), device=settings.RATING_DEVICE
+            )
         return _loaded[version.version]
 
 

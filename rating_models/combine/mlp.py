@@ -219,10 +219,11 @@ class MultimodalMLP:
         save_file(state, directory / "model.safetensors")
 
     @classmethod
-    def load(cls, directory: str | Path) -> MultimodalMLP:
+    def load(cls, directory: str | Path, *, device: str | None = None) -> MultimodalMLP:
         directory = Path(directory)
         record = json.loads((directory / "mlp.json").read_text())
-        mlp = cls([ExpertSlot(**s) for s in record["slots"]], MLPConfig(**record["config"]))
+        config = MLPConfig(**{**record["config"], **({"device": device} if device else {})})
+        mlp = cls([ExpertSlot(**s) for s in record["slots"]], config)
         state = load_file(directory / "model.safetensors")
         mlp.mean = state.pop("input.mean").numpy()
         mlp.std = state.pop("input.std").numpy()

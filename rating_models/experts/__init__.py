@@ -5,6 +5,7 @@ Kinds are imported lazily so that a bundle of tag rules alone never imports torc
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -32,8 +33,8 @@ def build_expert(name: str, kind: str, config: dict[str, Any] | None = None) -> 
     return expert_class(kind).from_config(name, config)
 
 
-def load_expert(directory: str | Path) -> Expert:
-    """Load an expert saved with `Expert.save`."""
+def load_expert(directory: str | Path, *, device: str | None = None) -> Expert:
+    """Load an expert saved with `Expert.save`, on `device` ("cpu", "cuda", "auto") if given."""
     directory = Path(directory)
     try:
         record = json.loads((directory / EXPERT_FILE).read_text())
@@ -42,8 +43,11 @@ def load_expert(directory: str | Path) -> Expert:
         raise ExpertError(f"{directory}: no {EXPERT_FILE}") from None
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ExpertError(f"{directory / EXPERT_FILE}: unreadable ({error})") from None
+    cls = expert_class(kind)
+    if device is not None and "device" in {f.name for f in dataclasses.fields(cls.Config)}:
+        config = {**config, "device": device}
     try:
-        return expert_class(kind).restore(name, config, directory)
+        return cls.restore(name, config, directory)
     except ExpertError:
         raise
     except Exception as error:  # a truncated weights file raises whatever its reader raises
