@@ -15,6 +15,7 @@ from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from moderation.review.models import Label, ReviewState, Skip
 from moderation.review.queue import down_class_risk
+from moderation.review.selectors import review_state_list_open
 from rating_models.ratings import parse_label
 
 State = ReviewState.State
@@ -39,18 +40,6 @@ def review_priorities_update(*, item_ids: Sequence[int], version: ModelVersion) 
     ReviewState.objects.bulk_update(changed, ["priority"])
 
 
-def _open_states(moderator: AbstractBaseUser):
-    now = timezone.now()
-    skipped = Skip.objects.filter(moderator=moderator, until__gt=now).values("item_id")
-    return (
-        ReviewState.objects.filter(
-            Q(state=State.QUEUED) | Q(state=State.CLAIMED, claimed_until__lt=now)
-        )
-        .exclude(item_id__in=skipped)
-        .order_by("-priority", "item_id")
-    )
-
-
 def item_claim_next(*, moderator: AbstractBaseUser) -> MediaItem | None:
     """Claim the riskiest open item for this moderator, or give back the one they hold.
 
@@ -67,13 +56,17 @@ def item_claim_next(*, moderator: AbstractBaseUser) -> MediaItem | None:
     until = now + timedelta(minutes=settings.CLAIM_MINUTES)
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
-            state = _open_states(moderator).select_for_update(skip_locked=True).first()
+            state = (
+                review_state_list_open(moderator=moderator)
+                .select_for_update(skip_locked=True)
+                .first()
+            )
             if state is None:
                 return None
             state.state, state.claimed_by, state.claimed_until = State.CLAIMED, moderator, until
             state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
             return state.item
-    for candidate in _open_states(moderator).values_list("pk", flat=True)[:50]:
+    for candidate in review_state_list_open(moderator=moderator).values_list("pk", flat=True)[:50]:
         won = (
             ReviewState.objects.filter(pk=candidate)
             .filter(Q(state=State.QUEUED) | Q(state=State.CLAIMED, claimed_until__lt=now))
@@ -154,3 +147,16 @@ def item_reopen(*, item: MediaItem, moderator: AbstractBaseUser) -> MediaItem:
         updated_at=timezone.now(),
     )
     return item
+
+
+@transaction.atomic
+def item_release(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
+    """Give back a claim without a decision or a skip (undo moves to an earlier item).
+
+    A decided item goes back to done, an undecided one to the queue, so a moderator holds
+    at most the item in front of them.
+    """
+    state = State.DONE if item.labels.exists() else State.QUEUED
+    ReviewState.objects.filter(item=item, claimed_by=moderator, state=State.CLAIMED).update(
+        state=state, claimed_by=None, claimed_until=None, updated_at=timezone.now()
+    )

@@ -1,0 +1,34 @@
+"""Who may open the review pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+MODERATORS = "moderators"
+ADMINS = "admins"
+
+
+def is_moderator(user) -> bool:
+    """Moderators review; admins can do everything moderators can, and so can superusers."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name__in=(MODERATORS, ADMINS)).exists()
+
+
+def moderator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anonymous visitors go to the login page; a signed-in non-moderator gets 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not is_moderator(request.user):
+            raise PermissionDenied("the review pages are for moderators")
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from moderation.review import views
+
+app_name = "review"
+
+urlpatterns = [
+    path("", views.review_next, name="next"),
+    path("undo/", views.review_undo, name="undo"),
+    path("disagreements/", views.review_disagreements, name="disagreements"),
+    path("<uuid:uid>/decide/", views.review_decide, name="decide"),
+    path("<uuid:uid>/skip/", views.review_skip, name="skip"),
+    path("items/<uuid:uid>/", views.item_history, name="history"),
+    path("items/<uuid:uid>/image/", views.item_image, name="image"),
+]

@@ -1,0 +1,28 @@
+// Review hotkeys: a key clicks the button that carries it in `data-hotkey`, so a key does
+// exactly what the button does (same form, same htmx request) and the page stays the
+// single source of truth for what each key means.
+(function () {
+  "use strict";
+
+  function isTyping(target) {
+    if (!target || !target.tagName) return false;
+    var tag = target.tagName.toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (isTyping(event.target)) return;
+    var key = event.key === "Enter" ? "Enter" : event.key.toLowerCase();
+    var panel = document.getElementById("review-panel");
+    if (!panel) return;
+    var button = panel.querySelector('[data-hotkey="' + key + '"]');
+    if (!button || button.disabled) return;
+    // Enter on a focused button would also click it: one decision per key press.
+    event.preventDefault();
+    // A decision is on its way: a second key would decide the next item blind.
+    if (panel.querySelector(".htmx-request") || panel.classList.contains("htmx-request")) return;
+    button.classList.add("is-pressed");
+    button.click();
+  });
+})();

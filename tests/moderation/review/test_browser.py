@@ -1,0 +1,163 @@
+"""A moderator reviews three items in Debian's Chromium, with the hotkeys only.
+
+Playwright's sync API runs an event loop in this thread, so Django would refuse ORM calls
+made from the test: DJANGO_ALLOW_ASYNC_UNSAFE lifts that for this module's test only. The
+database is still read only outside the `sync_playwright()` block: inside it, Playwright's
+greenlet gives Django a fresh context, hence a second connection that nothing closes, and
+the test database could not be dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from PIL import Image, ImageDraw, ImageFilter
+from playwright.sync_api import expect, sync_playwright
+
+from moderation.review.models import Label
+
+from .conftest import PASSWORD, make_item, make_prediction, make_user, make_version
+
+SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "review-page.png"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(autouse=True)
+def allow_orm_beside_playwright(monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def sunset_beach(width: int = 768, height: int = 512) -> bytes:
+    """A gradient landscape: evening sky, a low sun, the sea and a strip of beach."""
+    y = np.linspace(0, 1, height)[:, None, None]
+    top, glow = np.array([38, 52, 110]), np.array([250, 150, 90])
+    sky = top + (glow - top) * y**1.6
+    pixels = np.broadcast_to(sky, (height, width, 3)).copy()
+    horizon, shore = int(height * 0.62), int(height * 0.82)
+    sea_y = np.linspace(0, 1, shore - horizon)[:, None, None]
+    pixels[horizon:shore] = np.array([70, 80, 130]) + np.array([-40, -30, -40]) * sea_y
+    sand_y = np.linspace(0, 1, height - shore)[:, None, None]
+    pixels[shore:] = np.array([214, 170, 120]) + np.array([-40, -40, -30]) * sand_y
+    image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    cx, cy, r = int(width * 0.62), horizon - int(height * 0.05), int(height * 0.09)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 214, 140))
+    for i in range(8):  # the sun's reflection on the water
+        w = r * (1 - i / 9)
+        yy = horizon + 6 + i * 9
+        draw.line((cx - w, yy, cx + w, yy), fill=(250, 190, 120), width=3)
+    image = image.filter(ImageFilter.GaussianBlur(1.2))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def panel_shows(page, item) -> None:
+    expect(page.locator("#review-panel")).to_have_attribute("data-item", str(item.uid))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_alice_reviews_three_items_with_the_hotkeys(live_server):
+    alice = make_user("alice", "moderators")
+    champion = make_version("2026-11-26-a")
+    beach = make_item(
+        source="civitai",
+        external_id="40718233",
+        split="test",
+        prompt=(
+            "portrait of a woman in a red swimsuit on a beach at sunset, golden hour,\n"
+            "85mm, film grain, highly detailed"
+        ),
+        negative_prompt="nsfw, nude, lowres, blurry, extra fingers",
+        tags=[
+            ["1girl", 0.97],
+            ["swimsuit", 0.94],
+            ["beach", 0.91],
+            ["sunset", 0.88],
+            ["outdoors", 0.83],
+            ["cleavage", 0.46],
+        ],
+    )
+    beach.image.save("beach.png", ContentFile(sunset_beach()), save=False)
+    beach.width, beach.height = 768, 512
+    beach.save()
+    make_prediction(
+        beach,
+        champion,
+        experts={"tag_rules": 4, "lstm": 2, "minilm": 2, "open_nsfw": 4, "distilbert": 2},
+        voter=2,
+        mlp=2,
+        mlp_probs=[0.08, 0.52, 0.34, 0.05, 0.01],
+    )
+    bedroom = make_item(
+        source="api",
+        external_id="gen-5521",
+        prompt="two lovers in bed, sheer lingerie, intimate, soft light",
+        tags=None,
+    )
+    make_prediction(
+        bedroom,
+        champion,
+        experts={"tag_rules": None, "lstm": 2, "minilm": 2},
+        voter=2,
+        mlp=2,
+        mlp_probs=[0.1, 0.7, 0.15, 0.05, 0.0],
+    )
+    unpredicted = make_item(source="api", external_id="gen-5522", prompt="a forbidden thing")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{live_server.url}/review/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+
+        panel_shows(page, beach)
+        page.wait_for_function("document.querySelector('#review-panel img').naturalWidth > 0")
+        expect(page.locator(".dcm-notes")).to_contain_text("tag_rules rates R")
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.evaluate("window.stillTheSamePage = true")
+
+        page.keyboard.press("Enter")  # accept the suggested PG13
+        panel_shows(page, bedroom)
+        expect(page.locator("#review-panel")).to_contain_text("Prompt-only item, no image")
+        page.keyboard.press("4")  # correct upward to X
+        panel_shows(page, unpredicted)
+        expect(page.locator("#review-panel")).to_contain_text("Prediction pending")
+        page.keyboard.press("b")
+        expect(page.locator("#review-panel")).to_contain_text("The queue is empty")
+        # Each next item was swapped in: no full page load happened.
+        assert page.evaluate("window.stillTheSamePage") is True
+
+        page.goto(f"{live_server.url}/review/disagreements/")
+        rows = page.locator("table.list tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("gen-5521")
+        expect(rows.first).to_contain_text("alice")
+        browser.close()
+
+    labels = {label.item_id: label for label in Label.objects.all()}
+    assert {item: (label.level, label.moderator) for item, label in labels.items()} == {
+        beach.pk: (2, alice),
+        bedroom.pk: (8, alice),
+        unpredicted.pk: (32, alice),
+    }
+    for item, split in ((beach, "test"), (bedroom, "train"), (unpredicted, "train")):
+        item.refresh_from_db()
+        assert item.split == split
