@@ -2,10 +2,11 @@
 
 import pytest
 import redis
+from rest_framework.test import APIClient
 
 from moderation.inference.models import Prediction
 from moderation.inference.services import enqueue_prediction
-from tests.moderation.inference.conftest import make_items
+from moderation.media.models import ApiClient, MediaItem
 from tests.moderation.worker import broker, wait_for, worker
 
 REDIS = "redis://127.0.0.1:6379/15"
@@ -28,12 +29,16 @@ def broker_url(request, tmp_path_factory):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_predicts_queued_items_once(champion, broker_url):
-    items = make_items(["a cat on a sofa", "nude woman on a bed", "a dog in the park"])
-    ids = [i.pk for i in items]
+def test_items_created_through_the_api_get_predicted_by_a_real_worker(champion, broker_url):
+    _, token = ApiClient.issue("acme")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    prompts = ["a cat on a sofa", "nude woman on a bed", "a dog in the park"]
     with broker(broker_url), worker(broker_url) as process:
-        assert enqueue_prediction(ids[:2])
-        assert enqueue_prediction(ids[2:])
+        responses = [api.post("/api/v1/items/", {"prompt": p}, format="json") for p in prompts]
+        assert [r.status_code for r in responses] == [201, 201, 201]
+        assert all(r.json()["queued"] for r in responses)
+        ids = list(MediaItem.objects.values_list("pk", flat=True))
         assert enqueue_prediction(ids)  # a duplicate message: the task is idempotent
         wait_for(
             lambda: Prediction.objects.filter(item_id__in=ids).count() == 3,
@@ -41,3 +46,6 @@ def test_a_real_worker_predicts_queued_items_once(champion, broker_url):
         )
         assert process.poll() is None, "the worker died"
     assert Prediction.objects.filter(item_id__in=ids, model_version=champion).count() == 3
+    for response in responses:
+        detail = api.get(f"/api/v1/items/{response.json()['uid']}/").json()
+        assert len(detail["predictions"]) == 1
