@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "moderation.media",
     "moderation.inference",
     "moderation.review",
+    "moderation.training",
+    "django_celery_beat",
 ]
 
 MIDDLEWARE = [
@@ -137,12 +139,33 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "0") == "1
 if CELERY_BROKER_URL.startswith(("redis", "rediss", "sqs")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # The sweep queues every item without a champion prediction: what a broker lost or never got.
+# Beat keeps its schedule in the database (editable in the admin); these are the defaults.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-unpredicted": {
         "task": "moderation.inference.tasks.sweep_unpredicted",
         "schedule": float(os.environ.get("SWEEP_SECONDS", "300")),
-    }
+    },
+    "retrain-when-labels-arrive": {
+        "task": "moderation.training.tasks.retrain_if_enough_labels",
+        "schedule": float(os.environ.get("RETRAIN_CHECK_SECONDS", "3600")),
+    },
 }
+
+# Retraining and promotion
+RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "200"))
+# A run whose heartbeat is older than this was killed with its worker; it no longer blocks.
+TRAINING_STALE_MINUTES = int(os.environ.get("TRAINING_STALE_MINUTES", "30"))
+# The gate: severe DCM count not above the champion's; DCM rate not above the champion's plus
+# GATE_DCM_TOLERANCE; macro-F1 not below the champion's minus GATE_F1_TOLERANCE.
+GATE_DCM_TOLERANCE = float(os.environ.get("GATE_DCM_TOLERANCE", "0"))
+GATE_SEVERE_TOLERANCE = int(os.environ.get("GATE_SEVERE_TOLERANCE", "0"))
+GATE_F1_TOLERANCE = float(os.environ.get("GATE_F1_TOLERANCE", "0.01"))
+# With fewer explicit (X, XXX) test items than this, a candidate is never promoted
+# automatically: an admin decides.
+GATE_MIN_EXPLICIT = int(os.environ.get("GATE_MIN_EXPLICIT", "10"))
+AUTO_PROMOTE = os.environ.get("AUTO_PROMOTE", "1") == "1"
+GATE_BOOTSTRAP = int(os.environ.get("GATE_BOOTSTRAP", "300"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["moderation.media.api_auth.ClientTokenAuthentication"],

@@ -20,3 +20,5 @@ MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="moder
 # Tasks are called directly in tests; queuing goes to memory unless a test starts a worker.
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Fewer bootstrap resamples for the gate: the same code, cheaper tests.
+GATE_BOOTSTRAP = 50

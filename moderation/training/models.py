@@ -1,0 +1,96 @@
+"""Retraining runs and the evaluations that judge model versions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TrainingRun(models.Model):
+    """One retrain: what it trained on, where it is, and what came of it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    class Mode(models.TextChoices):
+        MLP = "mlp", "MLP only, on stored expert features"
+        FULL = "full", "experts and MLP"
+
+    ACTIVE = (State.QUEUED, State.RUNNING)
+
+    mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.MLP)
+    state = models.CharField(max_length=9, choices=State.choices, default=State.QUEUED)
+    stage = models.CharField(max_length=40, blank=True)  # data, experts, features, mlp, evaluation
+    progress = models.FloatField(default=0.0)  # 0..1
+    log = models.TextField(blank=True)
+    reason = models.TextField(blank=True)  # why it failed, or the gate's verdict
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(max_length=20, default="admin")  # admin or schedule
+    base_version = models.ForeignKey(
+        "inference.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    candidate = models.OneToOneField(
+        "inference.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="training_run",
+    )
+    training_fingerprint = models.CharField(max_length=64, blank=True)
+    test_fingerprint = models.CharField(max_length=64, blank=True)
+    n_train = models.PositiveIntegerField(default=0)
+    n_test = models.PositiveIntegerField(default=0)
+    # The gate's figures: {"candidate": report, "champion": report, "checks": [...]}.
+    gate = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Written at every stage: a run whose heartbeat stops was killed with its worker.
+    heartbeat_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # True while queued or running, NULL after: the unique index lets one run hold it, so two
+    # retrains never run at once, whichever process or trigger starts them.
+    active = models.BooleanField(null=True, unique=True, editable=False, default=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.mode}, {self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+
+class Evaluation(models.Model):
+    """A model version's figures on a data set at a moment.
+
+    `report` is `rating_models.evaluation.evaluate_bundle`'s report (every expert, the voter,
+    the MLP and the suggestion, with bootstrap intervals). `data` is "test" (the test split's
+    labels) or "live" (moderators' labels on items the version predicted).
+    """
+
+    class Data(models.TextChoices):
+        TEST = "test", "test split"
+        LIVE = "live", "live labels"
+
+    model_version = models.ForeignKey(
+        "inference.ModelVersion", on_delete=models.CASCADE, related_name="evaluations"
+    )
+    data = models.CharField(max_length=4, choices=Data.choices)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    n = models.PositiveIntegerField()
+    report = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} on {self.data} ({self.n} items)"

@@ -1,0 +1,437 @@
+"""Retraining, evaluation and promotion of model versions.
+
+A run: data (the latest label of each train-split item; a validation part held out by a hash
+of the item id) -> experts (full mode only) -> MLP -> evaluation of the candidate and the
+champion on the same test items -> the gate -> promotion (automatic or by an admin).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from moderation.inference import services as inference
+from moderation.inference.models import ModelVersion, Prediction
+from moderation.media.models import MediaItem
+from moderation.training import selectors
+from moderation.training.models import Evaluation, TrainingRun
+from rating_models.bundle import Bundle
+from rating_models.combine.mlp import MLPConfig, MultimodalMLP
+from rating_models.evaluation import evaluate_bundle
+from rating_models.examples import Example
+from rating_models.ratings import Rating
+from rating_models.train import BundleConfig, train_bundle
+
+log = logging.getLogger(__name__)
+
+State = TrainingRun.State
+VALIDATION_SHARE = 15  # percent of training items held out for early stopping
+
+
+class TrainingBusy(RuntimeError):
+    """A retrain is already queued or running."""
+
+
+class TrainingCancelled(RuntimeError):
+    """An admin cancelled the run."""
+
+
+# -- starting and following a run ------------------------------------------------------------
+
+
+def training_run_start(
+    *,
+    mode: str = TrainingRun.Mode.MLP,
+    started_by: AbstractBaseUser | None = None,
+    trigger: str = "admin",
+) -> TrainingRun:
+    """Queue a retrain. Refused while another is queued or running (TrainingBusy)."""
+    training_runs_expire_stale()
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                mode=mode, started_by=started_by, trigger=trigger, base_version=inference.champion()
+            )
+    except IntegrityError:
+        raise TrainingBusy("a retrain is already queued or running") from None
+    from moderation.training.tasks import run_training
+
+    transaction.on_commit(lambda: _enqueue(run, run_training))
+    return run
+
+
+def _enqueue(run: TrainingRun, task: Any) -> None:
+    try:
+        task.delay(run.pk)
+    except Exception as error:  # the broker is down: the run must not hold the lock forever
+        _finish(run.pk, State.FAILED, f"could not queue the run: {error}")
+
+
+def training_runs_expire_stale() -> int:
+    """Fail runs whose worker died: their heartbeat stopped, the champion never changed."""
+    cutoff = timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES)
+    stale = TrainingRun.objects.filter(active=True, heartbeat_at__lt=cutoff)
+    return stale.update(
+        state=State.FAILED,
+        active=None,
+        reason="the worker stopped sending heartbeats (killed or lost); the champion is unchanged",
+        finished_at=timezone.now(),
+    )
+
+
+def training_run_cancel(*, run: TrainingRun) -> None:
+    """Ask a run to stop; it stops at its next stage and the champion stays."""
+    TrainingRun.objects.filter(pk=run.pk, active=True).update(
+        state=State.CANCELLED,
+        active=None,
+        reason="cancelled by an admin",
+        finished_at=timezone.now(),
+    )
+
+
+def _progress(run_id: int, *, stage: str, progress: float, line: str) -> None:
+    """Record where the run is, in its own short write, so the browser can follow it."""
+    run = TrainingRun.objects.get(pk=run_id)
+    if run.state == State.CANCELLED:
+        raise TrainingCancelled(run.reason)
+    stamp = timezone.now().strftime("%H:%M:%S")
+    TrainingRun.objects.filter(pk=run_id).update(
+        stage=stage,
+        progress=progress,
+        log=run.log + f"{stamp} {line}\n",
+        heartbeat_at=timezone.now(),
+    )
+    log.info("training run %s: %s", run_id, line)
+
+
+def _finish(run_id: int, state: str, reason: str) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(
+        state=state, active=None, reason=reason, finished_at=timezone.now()
+    )
+
+
+# -- the run itself --------------------------------------------------------------------------
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun:
+    """Train, evaluate and judge a candidate. Any failure leaves the champion untouched."""
+    updated = TrainingRun.objects.filter(pk=run_id, state=State.QUEUED).update(
+        state=State.RUNNING, heartbeat_at=timezone.now()
+    )
+    run = TrainingRun.objects.get(pk=run_id)
+    if not updated:
+        return run  # already ran, or cancelled before it started: safe to deliver twice
+    try:
+        _execute(run)
+    except TrainingCancelled:
+        pass
+    except Exception as error:
+        log.exception("training run %s failed", run_id)
+        _finish(run_id, State.FAILED, f"{type(error).__name__}: {error}")
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def _execute(run: TrainingRun) -> None:
+    champion = inference.champion()
+    if champion is None:
+        raise RuntimeError("there is no champion to retrain from")
+    _progress(run.pk, stage="data", progress=0.05, line="selecting labelled items")
+    train_items = list(selectors.training_items())
+    test_items = list(selectors.test_items())
+    if not train_items or not test_items:
+        raise RuntimeError(
+            f"need labelled items in both splits (train {len(train_items)}, test {len(test_items)})"
+        )
+    TrainingRun.objects.filter(pk=run.pk).update(
+        n_train=len(train_items),
+        n_test=len(test_items),
+        training_fingerprint=selectors.labels_fingerprint(train_items),
+        test_fingerprint=selectors.labels_fingerprint(test_items),
+    )
+    held_out = [i for i in train_items if _is_validation(i)]
+    fitted = [i for i in train_items if not _is_validation(i)]
+    _progress(
+        run.pk,
+        stage="data",
+        progress=0.1,
+        line=f"{len(fitted)} training, {len(held_out)} validation, {len(test_items)} test items",
+    )
+    champion_bundle = inference.bundle_for(champion)
+    if run.mode == TrainingRun.Mode.FULL:
+        candidate_bundle = _train_full(run, champion, fitted, held_out)
+    else:
+        candidate_bundle = _train_mlp(run, champion, champion_bundle, fitted, held_out)
+
+    _progress(run.pk, stage="evaluation", progress=0.7, line="saving the candidate")
+    path = Path(settings.BUNDLE_DIR) / f"candidate-run-{run.pk}"
+    candidate_bundle.save(
+        path,
+        extra={
+            "training_run": run.pk,
+            "base_version": champion.version,
+            "training_data": {
+                "fingerprint": selectors.labels_fingerprint(train_items),
+                "n_train": len(fitted),
+                "n_val": len(held_out),
+            },
+        },
+    )
+    candidate = inference.model_version_register(path=path)
+    TrainingRun.objects.filter(pk=run.pk).update(candidate=candidate)
+
+    test_examples = [_labelled_example(i) for i in test_items]
+    _progress(run.pk, stage="evaluation", progress=0.75, line="evaluating the candidate")
+    candidate_eval = evaluation_create(version=candidate, examples=test_examples)
+    _progress(run.pk, stage="evaluation", progress=0.85, line="evaluating the champion")
+    champion_eval = evaluation_create(version=champion, examples=test_examples)
+
+    _progress(run.pk, stage="gate", progress=0.95, line="judging the candidate")
+    gate = promotion_gate(candidate=candidate_eval.report, champion=champion_eval.report)
+    TrainingRun.objects.filter(pk=run.pk).update(gate=gate)
+    if TrainingRun.objects.get(pk=run.pk).state == State.CANCELLED:
+        return
+    if gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE:
+        inference.model_version_promote(version=candidate)
+        verdict = "promoted: the candidate is no worse at down-class errors"
+    elif gate["passed"]:
+        verdict = "passed the gate; waiting for an admin to promote it"
+    else:
+        verdict = "refused: " + "; ".join(c["detail"] for c in gate["checks"] if not c["passed"])
+    if gate["needs_admin"]:
+        verdict += f" ({gate['needs_admin']})"
+    _progress(run.pk, stage="done", progress=1.0, line=verdict)
+    _finish(run.pk, State.SUCCEEDED, verdict)
+
+
+def _is_validation(item: MediaItem) -> bool:
+    bucket = int(hashlib.sha256(f"{item.uid}/validation".encode()).hexdigest(), 16) % 100
+    return bucket < VALIDATION_SHARE
+
+
+def _labelled_example(item: MediaItem) -> Example:
+    return dataclasses.replace(inference.item_example(item), label=Rating.parse(item.current_level))
+
+
+def _train_full(
+    run: TrainingRun, champion: ModelVersion, fitted: list[MediaItem], held_out: list[MediaItem]
+) -> Bundle:
+    config = champion.manifest.get("config") or {}
+    bundle_config = BundleConfig.from_preset("fast", {k: v for k, v in config.items() if v})
+    _progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
+    return train_bundle(
+        [_labelled_example(i) for i in fitted],
+        [_labelled_example(i) for i in held_out],
+        config=bundle_config,
+        on_stage=lambda stage: _progress(run.pk, stage=stage, progress=0.4, line=f"stage {stage}"),
+    )
+
+
+def _train_mlp(
+    run: TrainingRun,
+    champion: ModelVersion,
+    bundle: Bundle,
+    fitted: list[MediaItem],
+    held_out: list[MediaItem],
+) -> Bundle:
+    """A new MLP on the champion's stored expert features; the experts stay as they are."""
+    _progress(run.pk, stage="features", progress=0.2, line="loading stored expert features")
+    missing = [
+        i.pk
+        for i in (*fitted, *held_out)
+        if not Prediction.objects.filter(item=i, model_version=champion).exists()
+    ]
+    if missing:
+        _progress(
+            run.pk,
+            stage="features",
+            progress=0.25,
+            line=f"predicting {len(missing)} items that have no stored features yet",
+        )
+        inference.predictions_create(item_ids=missing, version=champion)
+    x_train, y_train = stored_inputs(bundle, champion, fitted)
+    x_val, y_val = stored_inputs(bundle, champion, held_out)
+    _progress(run.pk, stage="mlp", progress=0.4, line=f"training the MLP on {len(x_train)} rows")
+    mlp = MultimodalMLP(bundle.mlp.slots, MLPConfig(**dataclasses.asdict(bundle.mlp.config)))
+    report = mlp.fit(x_train, y_train, x_val, y_val)
+    _progress(
+        run.pk,
+        stage="mlp",
+        progress=0.65,
+        line=f"MLP: best epoch {report['best_epoch']}, validation loss {report['best_val_loss']}",
+    )
+    return Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested)
+
+
+def stored_inputs(
+    bundle: Bundle, version: ModelVersion, items: list[MediaItem]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The MLP's input rows rebuilt from stored predictions: no expert runs again."""
+    predictions = {
+        p.item_id: p for p in Prediction.objects.filter(model_version=version, item__in=items)
+    }
+    rows, labels = [], []
+    for item in items:
+        prediction = predictions[item.pk]
+        features = prediction.feature_array().astype(np.float32)
+        blocks, start = [], 0
+        for slot in bundle.mlp.slots:
+            chunk = features[start : start + slot.feature_size]
+            start += slot.feature_size
+            present = float(prediction.experts[slot.name]["rating"] is not None)
+            blocks += [chunk * present, np.array([present], dtype=np.float32)]
+        rows.append(np.concatenate(blocks))
+        labels.append(Rating.parse(item.current_level).index)
+    if not rows:
+        return np.zeros((0, bundle.mlp.input_size), np.float32), np.zeros(0, np.int64)
+    return np.stack(rows), np.array(labels, dtype=np.int64)
+
+
+# -- evaluation and the gate -----------------------------------------------------------------
+
+
+def evaluation_create(
+    *, version: ModelVersion, examples: list[Example], data: str = Evaluation.Data.TEST
+) -> Evaluation:
+    """Score a version on labelled examples and keep the report (with bootstrap intervals)."""
+    from rating_models.examples import fingerprint
+
+    report = evaluate_bundle(
+        inference.bundle_for(version), examples, bootstrap=settings.GATE_BOOTSTRAP
+    )
+    return Evaluation.objects.create(
+        model_version=version,
+        data=data,
+        n=report["n"],
+        report=report,
+        fingerprint=fingerprint([dataclasses.replace(e, image=None) for e in examples]),
+    )
+
+
+def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> dict[str, Any]:
+    """Judge the suggested rating of a candidate against the champion's on the same items.
+
+    Severe DCM count not above the champion's (plus GATE_SEVERE_TOLERANCE), DCM rate not above
+    the champion's plus GATE_DCM_TOLERANCE, macro-F1 not below the champion's minus
+    GATE_F1_TOLERANCE. With fewer explicit test items than GATE_MIN_EXPLICIT the verdict is
+    only advice: `needs_admin` says why.
+    """
+    checks = [
+        _check(
+            "severe DCM count",
+            candidate["severe_dcm_count"],
+            champion["severe_dcm_count"],
+            candidate["severe_dcm_count"]
+            <= champion["severe_dcm_count"] + settings.GATE_SEVERE_TOLERANCE,
+            higher_is_worse=True,
+        ),
+        _check(
+            "DCM rate",
+            candidate["dcm_rate"],
+            champion["dcm_rate"],
+            candidate["dcm_rate"] <= champion["dcm_rate"] + settings.GATE_DCM_TOLERANCE + 1e-12,
+            higher_is_worse=True,
+        ),
+        _check(
+            "macro-F1",
+            candidate["macro_f1"],
+            champion["macro_f1"],
+            candidate["macro_f1"] >= champion["macro_f1"] - settings.GATE_F1_TOLERANCE - 1e-12,
+            higher_is_worse=False,
+        ),
+    ]
+    explicit = candidate.get("explicit_support", 0)
+    needs_admin = ""
+    if explicit < settings.GATE_MIN_EXPLICIT:
+        needs_admin = (
+            f"only {explicit} explicit test items (fewer than {settings.GATE_MIN_EXPLICIT}): "
+            "an admin decides"
+        )
+    return {
+        "passed": all(c["passed"] for c in checks),
+        "needs_admin": needs_admin,
+        "checks": checks,
+        "explicit_support": explicit,
+        "candidate": _summary(candidate),
+        "champion": _summary(champion),
+    }
+
+
+def _check(
+    name: str, candidate: float, champion: float, passed: bool, *, higher_is_worse: bool
+) -> dict:
+    relation = "above" if higher_is_worse else "below"
+    detail = (
+        f"{name} {candidate:.4g} is {relation} the champion's {champion:.4g}"
+        if not passed
+        else f"{name} {candidate:.4g} against the champion's {champion:.4g}"
+    )
+    return {
+        "name": name,
+        "candidate": candidate,
+        "champion": champion,
+        "passed": passed,
+        "detail": detail,
+    }
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures the gate page shows: the suggestion, with the voter and MLP beside it."""
+    keys = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "dcm_rate",
+        "dcm_count",
+        "severe_dcm_count",
+        "severe_dcm_rate",
+        "explicit_support",
+        "intervals",
+    )
+    return {
+        "suggested": {k: report.get(k) for k in keys},
+        "voter": {k: report["models"]["voter"].get(k) for k in keys},
+        "mlp": {k: report["models"]["mlp"].get(k) for k in keys},
+    }
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def model_version_rollback(*, version: ModelVersion) -> ModelVersion:
+    """Make an earlier version the champion again; workers load it on their next task."""
+    version.refresh_from_db(fields=["status"])
+    if version.status == ModelVersion.Status.CHAMPION:
+        return version
+    inference.bundle_for(version)  # refuse a version whose bundle no longer loads
+    return inference.model_version_promote(version=version)
+
+
+def model_version_retire(*, version: ModelVersion) -> ModelVersion:
+    version.refresh_from_db(fields=["status"])
+    if version.status == ModelVersion.Status.CHAMPION:
+        raise ValueError("the champion cannot be retired: promote or roll back to another first")
+    version.status = ModelVersion.Status.RETIRED
+    version.save(update_fields=["status"])
+    return version
+
+
+def retrain_if_enough_labels() -> TrainingRun | None:
+    """The periodic check: start an MLP retrain once enough new training labels exist."""
+    last = TrainingRun.objects.order_by("-created_at").first()
+    count = selectors.new_training_label_count(since=None if last is None else last.created_at)
+    if count < settings.RETRAIN_MIN_NEW_LABELS:
+        return None
+    try:
+        return training_run_start(mode=TrainingRun.Mode.MLP, trigger="schedule")
+    except TrainingBusy:
+        return None

@@ -1,0 +1,19 @@
+"""Training tasks, routed to the `training` queue (GPU workers, concurrency 1)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from moderation.training import services
+
+
+@shared_task(acks_late=True)
+def run_training(run_id: int) -> str:
+    """Run a queued retrain; delivering it twice runs it once."""
+    return services.training_run_execute(run_id=run_id).state
+
+
+@shared_task(acks_late=True)
+def retrain_if_enough_labels() -> int | None:
+    run = services.retrain_if_enough_labels()
+    return None if run is None else run.pk

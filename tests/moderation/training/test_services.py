@@ -1,0 +1,167 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from moderation.inference.models import ModelVersion
+from moderation.training import selectors, services
+from moderation.training.models import Evaluation, TrainingRun
+from tests.moderation.training.conftest import labelled_item
+
+pytestmark = pytest.mark.django_db
+
+REPORT = {
+    "severe_dcm_count": 1,
+    "dcm_rate": 0.05,
+    "macro_f1": 0.5,
+    "explicit_support": 20,
+    "models": {"voter": {}, "mlp": {}},
+}
+
+
+def report(**changes):
+    return {**REPORT, **changes}
+
+
+def test_the_gate_refuses_a_candidate_with_more_severe_down_class_errors(settings):
+    gate = services.promotion_gate(candidate=report(severe_dcm_count=2), champion=report())
+    assert not gate["passed"]
+    failed = [c for c in gate["checks"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["severe DCM count"]
+    assert "above the champion's" in failed[0]["detail"]
+
+
+def test_the_gate_allows_dcm_within_the_tolerance_and_refuses_beyond(settings):
+    settings.GATE_DCM_TOLERANCE = 0.01
+    assert services.promotion_gate(candidate=report(dcm_rate=0.059), champion=report())["passed"]
+    assert not services.promotion_gate(candidate=report(dcm_rate=0.061), champion=report())[
+        "passed"
+    ]
+
+
+def test_the_gate_refuses_a_macro_f1_drop_beyond_the_tolerance(settings):
+    settings.GATE_F1_TOLERANCE = 0.01
+    gate = services.promotion_gate(candidate=report(macro_f1=0.45), champion=report())
+    assert not gate["passed"]
+    assert services.promotion_gate(candidate=report(macro_f1=0.495), champion=report())["passed"]
+
+
+def test_with_few_explicit_test_items_an_admin_decides(settings):
+    settings.GATE_MIN_EXPLICIT = 10
+    gate = services.promotion_gate(candidate=report(explicit_support=4), champion=report())
+    assert gate["passed"] and "an admin decides" in gate["needs_admin"]
+
+
+def test_test_split_labels_never_reach_training(labelled):
+    train_ids = set(selectors.training_items().values_list("pk", flat=True))
+    assert train_ids and all(i.split == "train" for i in labelled if i.pk in train_ids)
+    assert not train_ids & set(selectors.test_items().values_list("pk", flat=True))
+
+
+def test_blocked_and_superseded_labels_are_not_trained_on(champion):
+    from moderation.review.services import label_create
+
+    corrected = labelled_item("a nude woman", 1, split="train")
+    label_create(item=corrected, level=8, moderator=None, origin="test")
+    blocked = labelled_item("a cat", 1, split="train")
+    label_create(item=blocked, level=32, moderator=None, origin="test")
+    items = {i.pk: i.current_level for i in selectors.training_items()}
+    assert items == {corrected.pk: 8}
+
+
+def test_an_mlp_retrain_produces_a_candidate_judged_beside_the_champion(labelled, settings):
+    settings.GATE_MIN_EXPLICIT = 0
+    settings.GATE_F1_TOLERANCE = 1.0  # the gate must pass: this test is about the run
+    settings.GATE_DCM_TOLERANCE = 1.0
+    settings.GATE_SEVERE_TOLERANCE = 100
+    champion = ModelVersion.objects.get(status="champion")
+    run = services.training_run_start()
+    run = services.training_run_execute(run_id=run.pk)
+    assert run.state == TrainingRun.State.SUCCEEDED, run.reason
+    assert run.n_train == 24 and run.n_test == 24
+    assert run.candidate.status == ModelVersion.Status.CHAMPION
+    champion.refresh_from_db()
+    assert champion.status == ModelVersion.Status.RETIRED
+    assert Evaluation.objects.filter(model_version=run.candidate, data="test").exists()
+    assert Evaluation.objects.filter(model_version=champion, data="test").exists()
+    assert set(run.gate["candidate"]) == {"suggested", "voter", "mlp"}
+    assert "promoted" in run.reason and run.stage == "done" and run.progress == 1.0
+
+
+def test_a_candidate_that_fails_the_gate_stays_a_candidate_and_says_why(labelled, settings):
+    settings.GATE_MIN_EXPLICIT = 0
+    settings.GATE_F1_TOLERANCE = -2.0  # no candidate can pass
+    champion = ModelVersion.objects.get(status="champion")
+    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    assert run.state == TrainingRun.State.SUCCEEDED
+    assert run.candidate.status == ModelVersion.Status.CANDIDATE
+    assert run.reason.startswith("refused: macro-F1")
+    champion.refresh_from_db()
+    assert champion.status == ModelVersion.Status.CHAMPION
+
+
+def test_two_retrains_cannot_overlap(champion):
+    services.training_run_start()
+    with pytest.raises(services.TrainingBusy):
+        services.training_run_start(trigger="schedule")
+
+
+def test_a_run_killed_mid_way_leaves_the_champion_and_frees_the_next_run(champion, settings):
+    killed = services.training_run_start()
+    TrainingRun.objects.filter(pk=killed.pk).update(
+        state="running",
+        heartbeat_at=timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES + 1),
+    )
+    nxt = services.training_run_start()
+    killed.refresh_from_db()
+    assert killed.state == "failed" and "heartbeats" in killed.reason
+    assert nxt.state == "queued"
+    assert ModelVersion.objects.get(status="champion") == champion
+
+
+def test_a_failed_run_says_why_and_leaves_the_champion(champion):
+    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    assert run.state == TrainingRun.State.FAILED
+    assert "need labelled items" in run.reason
+    assert run.active is None
+    assert ModelVersion.objects.get(status="champion") == champion
+
+
+def test_a_cancelled_run_does_not_run(champion):
+    run = services.training_run_start()
+    services.training_run_cancel(run=run)
+    run = services.training_run_execute(run_id=run.pk)
+    assert run.state == "cancelled" and run.candidate is None
+
+
+def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
+    settings.GATE_MIN_EXPLICIT = 0
+    settings.GATE_F1_TOLERANCE = settings.GATE_DCM_TOLERANCE = 1.0
+    settings.GATE_SEVERE_TOLERANCE = 100
+    first = ModelVersion.objects.get(status="champion")
+    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    assert run.candidate.status == "champion"
+    services.model_version_rollback(version=first)
+    first.refresh_from_db()
+    run.candidate.refresh_from_db()
+    assert first.status == "champion" and run.candidate.status == "retired"
+
+
+def test_the_champion_cannot_be_retired(champion):
+    with pytest.raises(ValueError, match="cannot be retired"):
+        services.model_version_retire(version=champion)
+
+
+def test_the_schedule_starts_a_retrain_only_with_enough_new_labels(
+    champion, settings, django_user_model
+):
+    from moderation.review.services import label_create
+
+    settings.RETRAIN_MIN_NEW_LABELS = 2
+    moderator = django_user_model.objects.create_user("alice")
+    item = labelled_item("a cat", 1, split="train")
+    label_create(item=item, level=2, moderator=moderator)
+    assert services.retrain_if_enough_labels() is None
+    label_create(item=item, level=4, moderator=moderator)
+    run = services.retrain_if_enough_labels()
+    assert run is not None and run.trigger == "schedule"
