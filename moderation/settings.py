@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "moderation.media",
     "moderation.inference",
     "moderation.review",
+    "moderation.dashboards",
     "moderation.training",
     "django_celery_beat",
 ]

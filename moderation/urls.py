@@ -13,5 +13,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("review/", include("moderation.review.urls")),
+    path("dashboards/", include("moderation.dashboards.urls")),
+    path("training/", include("moderation.training.urls")),
     path("api/v1/", include("moderation.media.urls")),
 ]

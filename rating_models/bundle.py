@@ -179,7 +179,7 @@ class Bundle:
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "package_version": __version__,
-                "version": self.manifest.get("version") or _new_version(),
+                "version": self.manifest.get("version") or new_version(),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "experts": [
                     {**expert.describe(), "path": f"experts/{name}"}
@@ -307,7 +307,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _new_version() -> str:
+def new_version() -> str:
+    """A bundle version: UTC time and a random suffix, unique across machines and databases."""
     now = datetime.now(UTC)
     return f"{now:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
 

@@ -17,6 +17,8 @@ DATABASES = {
 }
 # A worker started by a test shares the test's media directory and broker through these.
 MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="moderation-media-")
+# Bundles that tests train or register go to a scratch directory, never the project's var/.
+BUNDLE_DIR = os.environ.get("TEST_BUNDLE_DIR") or tempfile.mkdtemp(prefix="moderation-bundles-")
 # Tasks are called directly in tests; queuing goes to memory unless a test starts a worker.
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

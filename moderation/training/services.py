@@ -25,7 +25,7 @@ from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from moderation.training import selectors
 from moderation.training.models import Evaluation, TrainingRun
-from rating_models.bundle import Bundle
+from rating_models.bundle import Bundle, new_version
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
 from rating_models.evaluation import evaluate_bundle
 from rating_models.examples import Example
@@ -115,7 +115,8 @@ def _progress(run_id: int, *, stage: str, progress: float, line: str) -> None:
 
 
 def _finish(run_id: int, state: str, reason: str) -> None:
-    TrainingRun.objects.filter(pk=run_id).update(
+    # Only an active run finishes: a cancel that landed a moment earlier is kept.
+    TrainingRun.objects.filter(pk=run_id, active=True).update(
         state=state, active=None, reason=reason, finished_at=timezone.now()
     )
 
@@ -173,7 +174,10 @@ def _execute(run: TrainingRun) -> None:
         candidate_bundle = _train_mlp(run, champion, champion_bundle, fitted, held_out)
 
     _progress(run.pk, stage="evaluation", progress=0.7, line="saving the candidate")
-    path = Path(settings.BUNDLE_DIR) / f"candidate-run-{run.pk}"
+    # Named by its own version: run ids restart with every database, bundle versions do not.
+    version = new_version()
+    candidate_bundle.manifest = {**candidate_bundle.manifest, "version": version}
+    path = Path(settings.BUNDLE_DIR) / version
     candidate_bundle.save(
         path,
         extra={

@@ -32,9 +32,12 @@ def broker(url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def worker(broker_url: str, *, queues: str = "inference,default") -> Iterator[subprocess.Popen]:
+def worker(
+    broker_url: str, *, queues: str = "inference,default", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """A worker subprocess; `env` adds settings it reads from the environment (e.g. the gate's)."""
     db = connection.settings_dict
-    env = {
+    environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "TEST_DATABASE_URL": (
@@ -44,6 +47,8 @@ def worker(broker_url: str, *, queues: str = "inference,default") -> Iterator[su
         ),
         "TEST_CELERY_BROKER_URL": broker_url,
         "TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "TEST_BUNDLE_DIR": str(settings.BUNDLE_DIR),
+        **(env or {}),
     }
     command = [
         sys.executable,
@@ -63,7 +68,12 @@ def worker(broker_url: str, *, queues: str = "inference,default") -> Iterator[su
         "info",
     ]
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield process

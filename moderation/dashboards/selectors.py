@@ -1,0 +1,335 @@
+"""Reads for the dashboards: evaluations by version, live figures, severe DCM items, health.
+
+Every selector runs a fixed number of queries whatever the number of items: reports are
+computed in Python from one query's rows, never row by row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db.models import Case, Count, IntegerField, Min, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import TruncDate
+from django.urls import reverse
+from django.utils import timezone
+
+from moderation.inference.models import ModelVersion, Prediction
+from moderation.review.models import Label, ReviewState
+from moderation.training.models import Evaluation
+from rating_models.metrics import model_report
+from rating_models.ratings import EXPLICIT, MILD, Rating
+
+# The combined outputs, in the order the dashboards show them; experts follow.
+COMBINED = ("suggested", "voter", "mlp")
+_EXPLICIT_LEVELS = sorted(r.level for r in EXPLICIT)
+_MILD_LEVELS = sorted(r.level for r in MILD)
+
+
+def model_version_list() -> list[ModelVersion]:
+    """Every version: the champion first, then candidates, then retired; newest first within."""
+    rank = Case(
+        When(status=ModelVersion.Status.CHAMPION, then=Value(0)),
+        When(status=ModelVersion.Status.CANDIDATE, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return list(ModelVersion.objects.annotate(rank=rank).order_by("rank", "-created_at", "-pk"))
+
+
+def evaluation_latest_by_version(data: str = "test") -> dict[int, Evaluation]:
+    """The latest Evaluation of each model version on `data` ("test" or "live"), by version id.
+
+    A champion is re-evaluated by every retrain on the new test data, so a version has several
+    evaluations; the newest is the one that compares with the newest candidate.
+    """
+    latest = (
+        Evaluation.objects.filter(model_version=OuterRef("model_version"), data=data)
+        .order_by("-created_at", "-pk")
+        .values("pk")[:1]
+    )
+    rows = Evaluation.objects.filter(data=data, pk=Subquery(latest)).select_related("model_version")
+    return {evaluation.model_version_id: evaluation for evaluation in rows}
+
+
+def evaluation_list(data: str = "test") -> list[Evaluation]:
+    """Every evaluation on `data`, oldest first: the points of the trend charts."""
+    return list(
+        Evaluation.objects.filter(data=data)
+        .select_related("model_version")
+        .order_by("created_at", "pk")
+    )
+
+
+def _current_label() -> Any:
+    """The item's current label: its latest one (labels are append-only)."""
+    return Label.objects.filter(item=OuterRef("item")).order_by("-created_at", "-pk")
+
+
+def _index(level: int | None) -> int:
+    """A level's class index, -1 for an abstention (as `BundlePrediction.ratings` has it)."""
+    return -1 if level is None else Rating(level).index
+
+
+def _report(y_true: list[int], outputs: dict[str, list[int]], bootstrap: int) -> dict[str, Any]:
+    truth = np.asarray(y_true, dtype=np.int64)
+    models = {}
+    for name, predicted in outputs.items():
+        if name == "suggested":
+            continue
+        predicted = np.asarray(predicted, dtype=np.int64)
+        spoke = predicted >= 0
+        models[name] = model_report(truth[spoke], predicted[spoke], bootstrap)
+        models[name]["abstained"] = int((~spoke).sum())
+    suggested = np.asarray(outputs["suggested"], dtype=np.int64)
+    return {"n": len(truth), **model_report(truth, suggested, bootstrap), "models": models}
+
+
+def live_reports(
+    versions: Iterable[ModelVersion] | None = None, *, bootstrap: int = 0
+) -> dict[int, dict[str, Any]]:
+    """`live_report` for several versions (all of them by default) in one query, by version id.
+
+    Versions without a labelled prediction are absent.
+    """
+    current = _current_label()
+    rows = (
+        Prediction.objects.annotate(label_level=Subquery(current.values("level")[:1]))
+        .filter(label_level__isnull=False)
+        .exclude(label_level=Label.BLOCKED)
+        .order_by("model_version_id", "item_id")
+    )
+    if versions is not None:
+        rows = rows.filter(model_version__in=[v.pk for v in versions])
+    truth: dict[int, list[int]] = defaultdict(list)
+    outputs: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    fields = ("model_version_id", "label_level", "experts", "voter_rating", "mlp_rating")
+    for version_id, label, experts, voter, mlp, suggested in rows.values_list(
+        *fields, "suggested_rating"
+    ):
+        row = len(truth[version_id])
+        truth[version_id].append(_index(label))
+        out = outputs[version_id]
+        for name, value in (("suggested", suggested), ("voter", voter), ("mlp", mlp)):
+            out[name].append(_index(value))
+        for name, spoken in (experts or {}).items():
+            # An expert missing from an older prediction abstained there.
+            out[name].extend([-1] * (row - len(out[name])))
+            out[name].append(_index((spoken or {}).get("rating")))
+    reports = {}
+    for version_id, y_true in truth.items():
+        out = outputs[version_id]
+        for values in out.values():
+            values.extend([-1] * (len(y_true) - len(values)))
+        experts = sorted(name for name in out if name not in COMBINED)
+        ordered = {name: out[name] for name in ("suggested", *experts, "voter", "mlp")}
+        reports[version_id] = _report(y_true, ordered, bootstrap)
+    return reports
+
+
+def live_report(version: ModelVersion, *, bootstrap: int = 0) -> dict[str, Any] | None:
+    """A version's figures on live labels, in the evaluation report's shape.
+
+    The items are those whose current label is a rating (Blocked is a decision, left out) and
+    that this version predicted; the truth is the current label. Each expert is scored on the
+    items it did not abstain on, as `evaluate_bundle` does. None when no such item exists.
+    """
+    return live_reports([version], bootstrap=bootstrap).get(version.pk)
+
+
+def report_models(report: dict[str, Any] | None) -> list[str]:
+    """The models a report scores, in display order: suggested, voter, MLP, then experts."""
+    if not report:
+        return []
+    experts = [name for name in report.get("models", {}) if name not in COMBINED]
+    return [*COMBINED, *experts]
+
+
+def report_figures(report: dict[str, Any] | None, model: str) -> dict[str, Any] | None:
+    """One model's figures in a report; "suggested" is the report's top level."""
+    if not report:
+        return None
+    if model == "suggested":
+        return report
+    return report.get("models", {}).get(model)
+
+
+@dataclass(frozen=True)
+class SevereItem:
+    """An explicit item (current label X or XXX) that a model rated PG or PG13."""
+
+    prediction: Prediction
+    label_level: int
+    label_moderator: str | None
+    label_at: datetime
+    history_url: str
+
+    @property
+    def item(self) -> Any:
+        return self.prediction.item
+
+    @property
+    def slipped(self) -> list[str]:
+        """Which of the suggestion, the voter and the MLP rated the item PG or PG13."""
+        p = self.prediction
+        ratings = (
+            ("suggested", p.suggested_rating),
+            ("voter", p.voter_rating),
+            ("mlp", p.mlp_rating),
+        )
+        return [name for name, level in ratings if level in _MILD_LEVELS]
+
+
+def severe_down_class_items(
+    version: ModelVersion | None = None, *, limit: int | None = None
+) -> list[SevereItem]:
+    """Items whose current label is X or XXX and that the champion (or `version`) rated PG or
+    PG13 by its suggestion, its voter or its MLP: the severe down-class misclassifications.
+
+    Newest label first; empty when there is no champion.
+    """
+    if version is None:
+        version = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
+        if version is None:
+            return []
+    current = _current_label()
+    mild = (
+        Q(suggested_rating__in=_MILD_LEVELS)
+        | Q(voter_rating__in=_MILD_LEVELS)
+        | Q(mlp_rating__in=_MILD_LEVELS)
+    )
+    rows = (
+        Prediction.objects.filter(model_version=version)
+        .annotate(
+            label_level=Subquery(current.values("level")[:1]),
+            label_moderator=Subquery(current.values("moderator__username")[:1]),
+            label_at=Subquery(current.values("created_at")[:1]),
+        )
+        .filter(mild, label_level__in=_EXPLICIT_LEVELS)
+        .select_related("item", "model_version")
+        .order_by("-label_at", "-pk")
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    return [
+        SevereItem(
+            prediction=row,
+            label_level=row.label_level,
+            label_moderator=row.label_moderator,
+            label_at=row.label_at,
+            history_url=reverse("review:history", args=[row.item.uid]),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ModeratorHealth:
+    username: str
+    labels: int
+    blocked: int
+    voter_known: int
+    voter_corrected: int
+    mlp_known: int
+    mlp_corrected: int
+
+    @property
+    def voter_correction_rate(self) -> float | None:
+        return self.voter_corrected / self.voter_known if self.voter_known else None
+
+    @property
+    def mlp_correction_rate(self) -> float | None:
+        return self.mlp_corrected / self.mlp_known if self.mlp_known else None
+
+
+@dataclass(frozen=True)
+class Health:
+    """How the moderation is going over the last `days` days (see `moderation_health`)."""
+
+    days: int
+    since: datetime
+    labels_per_day: list[tuple[date, int]]
+    moderators: list[ModeratorHealth]
+    labels: int
+    voter_known: int
+    voter_corrected: int
+    mlp_known: int
+    mlp_corrected: int
+    queue_size: int
+    queued: int
+    claimed: int
+    oldest_queued_at: datetime | None
+    now: datetime = field(default_factory=timezone.now)
+
+    @property
+    def voter_correction_rate(self) -> float | None:
+        return self.voter_corrected / self.voter_known if self.voter_known else None
+
+    @property
+    def mlp_correction_rate(self) -> float | None:
+        return self.mlp_corrected / self.mlp_known if self.mlp_known else None
+
+    @property
+    def oldest_age(self) -> timedelta | None:
+        return None if self.oldest_queued_at is None else self.now - self.oldest_queued_at
+
+
+def moderation_health(days: int = 30) -> Health:
+    """Moderators' labels per day and per moderator over the last `days` days, how often they
+    corrected the champion's voter and MLP, and the queue's size and age.
+
+    Only labels written by a moderator count (imports from the corpus would swamp a day).
+    A correction rate is the share of labels whose `agreed_with_voter` (or `_mlp`) is False,
+    over the labels where it is known: a label on an item without a prediction has None.
+    The queue is the items queued or claimed; its age is the oldest such item's arrival.
+    """
+    now = timezone.now()
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    labels = Label.objects.filter(moderator__isnull=False, created_at__gte=since)
+    counts = {
+        row["day"]: row["n"]
+        for row in labels.annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    }
+    per_day = [(since.date() + timedelta(days=i), 0) for i in range(days)]
+    per_day = [(day, counts.get(day, 0)) for day, _ in per_day]
+    figures = {
+        "labels": Count("id"),
+        "blocked": Count("id", filter=Q(level=Label.BLOCKED)),
+        "voter_known": Count("id", filter=Q(agreed_with_voter__isnull=False)),
+        "voter_corrected": Count("id", filter=Q(agreed_with_voter=False)),
+        "mlp_known": Count("id", filter=Q(agreed_with_mlp__isnull=False)),
+        "mlp_corrected": Count("id", filter=Q(agreed_with_mlp=False)),
+    }
+    moderators = [
+        ModeratorHealth(username=row.pop("moderator__username"), **row)
+        for row in labels.values("moderator__username")
+        .annotate(**figures)
+        .order_by("-labels", "moderator__username")
+    ]
+    totals = labels.aggregate(**{k: v for k, v in figures.items() if k != "blocked"})
+    queue = ReviewState.objects.filter(
+        state__in=[ReviewState.State.QUEUED, ReviewState.State.CLAIMED]
+    ).aggregate(
+        queued=Count("id", filter=Q(state=ReviewState.State.QUEUED)),
+        claimed=Count("id", filter=Q(state=ReviewState.State.CLAIMED)),
+        oldest=Min("item__received_at"),
+    )
+    return Health(
+        days=days,
+        since=since,
+        labels_per_day=per_day,
+        moderators=moderators,
+        **totals,
+        queue_size=queue["queued"] + queue["claimed"],
+        queued=queue["queued"],
+        claimed=queue["claimed"],
+        oldest_queued_at=queue["oldest"],
+        now=now,
+    )

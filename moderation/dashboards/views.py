@@ -1,0 +1,185 @@
+"""The admins' dashboards: model versions and DCM, one version in detail, moderation health.
+
+Every chart's numbers are on the page as a table and downloadable as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from moderation.dashboards import tables
+from moderation.dashboards.charts import bar_chart, line_chart
+from moderation.dashboards.decorators import admin_required
+from moderation.dashboards.selectors import (
+    evaluation_latest_by_version,
+    evaluation_list,
+    live_report,
+    live_reports,
+    model_version_list,
+    moderation_health,
+    report_figures,
+    report_models,
+    severe_down_class_items,
+)
+from moderation.inference.models import ModelVersion
+from rating_models.ratings import LABELS
+
+SEVERE_LIST_LIMIT = 100
+
+
+def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return response
+
+
+def _version_blocks() -> list[tables.VersionBlock]:
+    versions = model_version_list()
+    return tables.version_blocks(
+        versions, evaluation_latest_by_version(data="test"), live_reports(versions)
+    )
+
+
+@require_GET
+@admin_required
+def overview(request: HttpRequest) -> HttpResponse:
+    blocks = _version_blocks()
+    if request.GET.get("format") == "csv":
+        return _csv("dcm-metrics.csv", tables.METRICS_HEADER, tables.metrics_csv_rows(blocks))
+    points = tables.trend_points(evaluation_list(data="test"))
+    labels = [p.label for p in points]
+    context = {
+        "blocks": blocks,
+        "champion": next((b for b in blocks if b.version.status == "champion"), None),
+        "points": points,
+        "dcm_chart": line_chart(
+            tables.trend_series(points, "dcm_rate"),
+            x_labels=labels,
+            title="DCM rate on the test split, by evaluation",
+            y_label="DCM rate",
+        )
+        if points
+        else None,
+        "severe_chart": line_chart(
+            tables.trend_series(points, "severe_dcm_rate"),
+            x_labels=labels,
+            title="Severe DCM rate on the test split, by evaluation",
+            y_label="severe DCM rate",
+        )
+        if points
+        else None,
+        "severe_items": severe_down_class_items(limit=SEVERE_LIST_LIMIT),
+        "severe_limit": SEVERE_LIST_LIMIT,
+    }
+    return render(request, "dashboards/overview.html", context)
+
+
+@require_GET
+@admin_required
+def trend_csv(request: HttpRequest) -> HttpResponse:
+    points = tables.trend_points(evaluation_list(data="test"))
+    return _csv("dcm-trend.csv", tables.TREND_HEADER, tables.trend_csv_rows(points))
+
+
+def _version_report(version: ModelVersion, data: str) -> dict[str, Any] | None:
+    if data == "live":
+        return live_report(version)
+    evaluation = evaluation_latest_by_version(data="test").get(version.pk)
+    return evaluation.report if evaluation else None
+
+
+def _choice(request: HttpRequest, name: str, choices: Sequence[str], default: str) -> str:
+    value = request.GET.get(name, default)
+    return value if value in choices else default
+
+
+@require_GET
+@admin_required
+def version_detail(request: HttpRequest, version: str) -> HttpResponse:
+    model_version = get_object_or_404(ModelVersion, version=version)
+    data = _choice(request, "data", ("test", "live"), "test")
+    report = _version_report(model_version, data)
+    models = report_models(report) or ["suggested", "voter", "mlp"]
+    model = _choice(request, "model", models, "suggested")
+    figures = report_figures(report, model)
+    context = {
+        "version": model_version,
+        "data": data,
+        "model": model,
+        "model_name": tables.model_name(model),
+        "models": [(m, tables.model_name(m)) for m in models],
+        "report": report,
+        "figures": figures,
+        "labels": LABELS,
+        "per_class": [(label, figures["per_class"][label]) for label in LABELS] if figures else [],
+        "confusion": tables.matrix_rows(figures["confusion"]) if figures else [],
+        "dcm_matrix": tables.matrix_rows(figures["dcm_matrix"]) if figures else [],
+    }
+    return render(request, "dashboards/version.html", context)
+
+
+@require_GET
+@admin_required
+def confusion_csv(request: HttpRequest, version: str) -> HttpResponse:
+    model_version = get_object_or_404(ModelVersion, version=version)
+    data = _choice(request, "data", ("test", "live"), "test")
+    report = _version_report(model_version, data)
+    model = request.GET.get("model", "suggested")
+    matrix = _choice(request, "matrix", ("confusion", "dcm_matrix"), "confusion")
+    figures = report_figures(report, model)
+    if figures is None:
+        raise Http404(f"no {data} figures for {model} of {version}")
+    rows = tables.matrix_csv_rows(figures[matrix])
+    return _csv(f"{matrix}-{version}-{model}-{data}.csv", rows[0], rows[1:])
+
+
+def _days(request: HttpRequest) -> int:
+    try:
+        return min(max(int(request.GET.get("days", 30)), 1), 365)
+    except ValueError:
+        return 30
+
+
+@require_GET
+@admin_required
+def health(request: HttpRequest) -> HttpResponse:
+    report = moderation_health(days=_days(request))
+    chart = bar_chart(
+        [(f"{day:%m-%d}", n) for day, n in report.labels_per_day],
+        title=f"Moderators' labels per day, last {report.days} days",
+        y_label="labels",
+        width=960,
+    )
+    moderators_chart = bar_chart(
+        [(m.username, m.labels) for m in report.moderators],
+        title=f"Labels per moderator, last {report.days} days",
+        y_label="labels",
+        colour="#009e73",
+    )
+    context = {"health": report, "chart": chart, "moderators_chart": moderators_chart}
+    return render(request, "dashboards/health.html", context)
+
+
+@require_GET
+@admin_required
+def health_days_csv(request: HttpRequest) -> HttpResponse:
+    report = moderation_health(days=_days(request))
+    rows = tables.health_days_csv_rows(report)
+    return _csv("labels-per-day.csv", tables.HEALTH_DAYS_HEADER, rows)
+
+
+@require_GET
+@admin_required
+def health_moderators_csv(request: HttpRequest) -> HttpResponse:
+    report = moderation_health(days=_days(request))
+    rows = tables.health_moderators_csv_rows(report)
+    return _csv("moderators.csv", tables.HEALTH_MODERATORS_HEADER, rows)

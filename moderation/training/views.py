@@ -1,0 +1,206 @@
+"""The admins' pages for retraining and the model registry.
+
+Each page answers htmx with the fragment it swaps: the runs table and the run panel poll
+every two seconds while a run is queued or running, and answer without the trigger once it
+has finished, which stops the polling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
+
+from moderation.dashboards.decorators import admin_required
+from moderation.dashboards.selectors import evaluation_latest_by_version
+from moderation.inference import services as inference
+from moderation.inference.models import ModelVersion
+from moderation.training import services
+from moderation.training.forms import TrainingRunStartForm
+from moderation.training.models import TrainingRun
+
+RUNS_SHOWN = 50
+
+# The gate table: (figure, label, format). Support rows come last, without a check.
+GATE_FIGURES = [
+    ("macro_f1", "Macro-F1", "score"),
+    ("accuracy", "Accuracy", "score"),
+    ("dcm_rate", "DCM rate", "rate"),
+    ("dcm_count", "DCM count", "count"),
+    ("severe_dcm_rate", "Severe DCM rate", "rate"),
+    ("severe_dcm_count", "Severe DCM count", "count"),
+    ("n", "Support: test items", "count"),
+    ("explicit_support", "Support: explicit (X/XXX) items", "count"),
+]
+HIGHER_IS_WORSE = {"dcm_rate", "dcm_count", "severe_dcm_rate", "severe_dcm_count"}
+LOWER_IS_WORSE = {"macro_f1", "accuracy"}
+GATE_MODELS = ("suggested", "voter", "mlp")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _figure(value: float | None, kind: str) -> str:
+    if value is None:
+        return "—"
+    if kind == "rate":
+        return f"{100 * value:.1f}%"
+    if kind == "score":
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _cell(figures: dict[str, Any], key: str, kind: str) -> dict[str, str]:
+    bounds = (figures.get("intervals") or {}).get(key)
+    low, high = bounds if bounds else (None, None)
+    interval = f"[{_figure(low, kind)}, {_figure(high, kind)}]" if bounds else ""
+    return {"value": _figure(figures.get(key), kind), "interval": interval}
+
+
+def gate_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gate's figures as table rows: candidate beside champion, for each combined model.
+
+    `worse` marks a suggested-rating figure on which the candidate is worse than the champion,
+    whether or not the tolerances let it through.
+    """
+    rows = []
+    for key, label, kind in GATE_FIGURES:
+        new, old = gate["candidate"]["suggested"].get(key), gate["champion"]["suggested"].get(key)
+        comparable = new is not None and old is not None
+        worse = comparable and (
+            (key in HIGHER_IS_WORSE and new > old) or (key in LOWER_IS_WORSE and new < old)
+        )
+        cells = [
+            _cell(gate[side][model], key, kind)
+            for model in GATE_MODELS
+            for side in ("candidate", "champion")
+        ]
+        rows.append({"key": key, "label": label, "cells": cells, "worse": worse})
+    return rows
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    """Back to the page the button was on (a `next` field), else to `default`."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(default)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@admin_required
+def training_runs(request: HtmxHttpRequest) -> HttpResponse:
+    runs = list(
+        TrainingRun.objects.select_related("started_by", "candidate", "base_version")[:RUNS_SHOWN]
+    )
+    context = {
+        "runs": runs,
+        "polling": any(run.is_active for run in runs),
+        "form": TrainingRunStartForm(),
+    }
+    template = "training/partials/_runs.html" if request.htmx else "training/runs.html"
+    return render(request, template, context)
+
+
+@require_POST
+@admin_required
+def training_start(request: HttpRequest) -> HttpResponse:
+    form = TrainingRunStartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose what to retrain: the MLP only, or experts and MLP.")
+        return redirect("training:runs")
+    try:
+        run = services.training_run_start(mode=form.cleaned_data["mode"], started_by=request.user)
+    except services.TrainingBusy:
+        active = TrainingRun.objects.filter(active=True).first()
+        messages.error(
+            request,
+            "A retrain is already queued or running"
+            + (f" (run #{active.pk})" if active else "")
+            + ": two retrains never run at once. Wait for it to finish, or cancel it.",
+        )
+        return redirect("training:runs")
+    messages.success(request, f"Retrain #{run.pk} queued on the training workers.")
+    return redirect("training:runs")
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@admin_required
+def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(
+        TrainingRun.objects.select_related("started_by", "candidate", "base_version"), pk=pk
+    )
+    context = {"run": run, "gate_rows": gate_rows(run.gate) if run.gate else []}
+    template = "training/partials/_run.html" if request.htmx else "training/run.html"
+    return render(request, template, context)
+
+
+@require_POST
+@admin_required
+def training_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=pk)
+    if run.is_active:
+        services.training_run_cancel(run=run)
+        messages.info(request, f"Run #{run.pk} cancelled: it stops at its next stage.")
+    else:
+        messages.info(request, f"Run #{run.pk} had already finished ({run.state}).")
+    return redirect("training:run", pk=run.pk)
+
+
+@require_GET
+@admin_required
+def model_versions(request: HttpRequest) -> HttpResponse:
+    versions = ModelVersion.objects.select_related("training_run")
+    evaluations = evaluation_latest_by_version(data="test")
+    rows = [{"version": v, "evaluation": evaluations.get(v.pk)} for v in versions]
+    return render(request, "training/versions.html", {"rows": rows})
+
+
+@require_POST
+@admin_required
+def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=pk)
+    inference.model_version_promote(version=version)
+    messages.success(
+        request, f"{version.version} is now the champion; workers load it on their next task."
+    )
+    return _back(request, "training:versions")
+
+
+@require_POST
+@admin_required
+def model_version_rollback(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=pk)
+    try:
+        services.model_version_rollback(version=version)
+    # A bundle that no longer loads fails in many ways (files gone, incompatible weights);
+    # whichever, the champion did not change, and the admin needs to read why.
+    except Exception as error:
+        messages.error(
+            request, f"Not rolled back: the bundle of {version.version} does not load ({error})."
+        )
+        return _back(request, "training:versions")
+    messages.success(request, f"Rolled back: {version.version} is the champion again.")
+    return _back(request, "training:versions")
+
+
+@require_POST
+@admin_required
+def model_version_retire(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=pk)
+    try:
+        services.model_version_retire(version=version)
+    except ValueError as error:
+        messages.error(request, f"{version.version} not retired: {error}.")
+        return _back(request, "training:versions")
+    messages.success(request, f"{version.version} retired.")
+    return _back(request, "training:versions")

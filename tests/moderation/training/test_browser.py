@@ -1,0 +1,127 @@
+"""An admin retrains the MLP in Debian's Chromium, follows it live, and promotes the candidate.
+
+A real worker on Redis runs the retrain. It is started only once the page shows the run as
+queued, so the page must follow the run's progress by polling, not by being reloaded.
+
+As in the review's browser test, DJANGO_ALLOW_ASYNC_UNSAFE lets the test use the ORM beside
+Playwright's event loop, and the database is read only outside the `sync_playwright()` block:
+inside it, Playwright's greenlet gives Django a second connection that nothing closes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from playwright.sync_api import expect, sync_playwright
+
+from moderation.inference.models import ModelVersion
+from moderation.training.models import TrainingRun
+from tests.moderation.worker import broker, worker
+
+from .people import PASSWORD, make_user
+
+REDIS = "redis://127.0.0.1:6379/14"
+SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "retrain-gate.png"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The gate passes on the tiny fixture data but waits for an admin; the worker reads the same
+# settings from its environment.
+GATE = {
+    "AUTO_PROMOTE": "0",
+    "GATE_MIN_EXPLICIT": "0",
+    "GATE_F1_TOLERANCE": "1.0",
+    "GATE_DCM_TOLERANCE": "1.0",
+    "GATE_SEVERE_TOLERANCE": "100",
+}
+
+
+@pytest.fixture(autouse=True)
+def allow_orm_beside_playwright(monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def redis_url():
+    try:
+        redis.Redis.from_url(REDIS).flushdb()  # a message left by an earlier run names no run
+    except redis.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
+    return REDIS
+
+
+def log_in(page, url: str, username: str) -> None:
+    page.goto(url)
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
+    live_server, labelled, redis_url, settings, tmp_path
+):
+    settings.AUTO_PROMOTE = False
+    make_user("carol", "admins")
+    make_user("alice", "moderators")
+    champion = ModelVersion.objects.get(status="champion")
+    worker_env = {**GATE, "BUNDLE_DIR": str(tmp_path / "bundles")}
+
+    with broker(redis_url), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        log_in(page, f"{live_server.url}/training/", "carol")
+        page.check("input[value=mlp]")
+        page.click("text=Start retrain")
+        row = page.locator("#runs tbody tr").first
+        expect(row).to_have_attribute("data-state", "queued")
+        expect(page.locator(".messages")).to_contain_text("queued")
+        page.evaluate("window.stillTheSamePage = true")
+
+        with worker(redis_url, queues="training", env=worker_env) as process:
+            expect(row).to_have_attribute("data-state", "succeeded", timeout=120_000)
+            assert process.poll() is None, "the worker died"
+        expect(row.locator(".stage")).to_have_text("done")
+        expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
+        expect(row).to_contain_text("waiting for an admin")
+        assert page.evaluate("window.stillTheSamePage") is True  # polled, never reloaded
+
+        row.locator("a").first.click()
+        gate = page.locator(".gate-table")
+        expect(gate).to_be_visible()
+        expect(gate.locator("thead")).to_contain_text("Candidate")
+        expect(gate.locator("thead")).to_contain_text("Champion")
+        expect(page.locator(".gate-verdict")).to_have_text("passed")
+        candidate = page.locator("[data-candidate-version]").get_attribute("data-candidate-version")
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        page.click("text=Promote candidate")
+        expect(page.locator(".messages")).to_contain_text(f"{candidate} is now the champion")
+        expect(page.locator(".run-actions")).to_contain_text("champion")
+
+        page.goto(f"{live_server.url}/dashboards/")
+        expect(page.locator("main")).to_contain_text(candidate)
+        expect(page.locator("main")).to_contain_text(champion.version)
+
+        moderator = browser.new_page()
+        log_in(moderator, f"{live_server.url}/accounts/login/", "alice")
+        for url in ("/training/", "/training/versions/", "/dashboards/"):
+            assert moderator.goto(f"{live_server.url}{url}").status == 403, url
+        browser.close()
+
+    run = TrainingRun.objects.get()
+    assert run.state == "succeeded" and run.candidate.version == candidate
+    assert run.candidate.status == ModelVersion.Status.CHAMPION
+    champion.refresh_from_db()
+    assert champion.status == ModelVersion.Status.RETIRED
