@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BUNDLE := var/bundles/default
 DATA := data/ratings
 
-.PHONY: install test test-fast lint format bundle evaluate clean
+.PHONY: install demo test test-fast lint format bundle evaluate clean
 
 install: $(STAMP)
 
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The whole product on this machine: SQLite and the embedded broker in var/, demo users, the
+# default bundle (trained unless built), a few thousand items, a worker and the web server.
+# Ctrl-C stops it; a second run reuses everything. DEMO_PORT picks the port (8000).
+demo: $(STAMP)
+	$(BIN)/python manage.py demo
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "moderation.review",
     "moderation.dashboards",
     "moderation.training",
+    "moderation.demo",
     "django_celery_beat",
 ]
 
@@ -130,6 +131,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    # Exact names win over the patterns below: the periodic checks are light work for the
+    # default (CPU) workers and must not wait behind a training run on a GPU worker.
+    "moderation.inference.tasks.sweep_unpredicted": {"queue": "default"},
+    "moderation.training.tasks.retrain_if_enough_labels": {"queue": "default"},
     "moderation.inference.tasks.*": {"queue": "inference"},
     "moderation.training.tasks.*": {"queue": "training"},
 }

@@ -57,7 +57,8 @@ def model_version_register(*, path: str | Path, promote: bool = False) -> ModelV
 
     The bundle is loaded first: a corrupt or incompatible bundle never becomes a version.
     """
-    path = Path(path)
+    # Stored absolute: a relative path would later be read against BUNDLE_DIR by the workers.
+    path = Path(path).resolve()
     Bundle.load(path)
     manifest = read_manifest(path)
     version, _ = ModelVersion.objects.get_or_create(
