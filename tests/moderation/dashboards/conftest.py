@@ -18,13 +18,8 @@ from moderation.review.models import Label
 from moderation.training.models import Evaluation
 from rating_models.metrics import model_report
 from rating_models.ratings import Rating
-from tests.moderation.review.conftest import (
-    PASSWORD,
-    make_item,
-    make_user,
-    make_version,
-    probs_for,
-)
+from tests.moderation.people import PASSWORD, make_user
+from tests.moderation.review.conftest import make_item, make_version, probs_for
 
 __all__ = ["PASSWORD", "make_item", "make_user", "make_version"]
 
@@ -122,16 +117,6 @@ def make_evaluation(
         Evaluation.objects.filter(pk=evaluation.pk).update(created_at=at)
         evaluation.refresh_from_db()
     return evaluation
-
-
-@pytest.fixture
-def carol(db) -> User:
-    return make_user("carol", "admins")
-
-
-@pytest.fixture
-def alice(db) -> User:
-    return make_user("alice", "moderators")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from .conftest import make_user
+from tests.moderation.people import make_user
 
 URLS = [
     "/dashboards/",

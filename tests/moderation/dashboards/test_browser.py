@@ -17,7 +17,7 @@ from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from moderation.inference.models import ModelVersion
-from tests.moderation.review.test_browser import CHROMIUM_ARGS
+from tests.moderation.browser import launch
 
 from .conftest import (
     PASSWORD,
@@ -113,9 +113,7 @@ def test_an_admin_sees_champion_and_candidate_on_the_dcm_dashboard(live_server):
     champion, candidate = build_history()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{live_server.url}/dashboards/")
         page.fill("#id_username", "carol")

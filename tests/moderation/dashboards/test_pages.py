@@ -2,8 +2,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from moderation.inference.models import ModelVersion
+from tests.moderation.people import make_user
 
-from .conftest import make_evaluation, make_item, make_label, make_prediction, make_user
+from .conftest import make_evaluation, make_item, make_label, make_prediction
 
 
 def populate(count: int, champion, candidate, moderator) -> None:

@@ -11,8 +11,9 @@ from moderation.dashboards.selectors import (
 )
 from moderation.review.models import ReviewState
 from rating_models.metrics import rating_report
+from tests.moderation.people import make_user
 
-from .conftest import make_evaluation, make_item, make_label, make_prediction, make_user
+from .conftest import make_evaluation, make_item, make_label, make_prediction
 
 PG, PG13, R, X, XXX, BLOCKED = 1, 2, 4, 8, 16, 32
 

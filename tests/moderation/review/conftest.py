@@ -11,7 +11,6 @@ import io
 import itertools
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.test import Client
 from PIL import Image
@@ -21,16 +20,7 @@ from moderation.media.models import MediaItem
 from moderation.review.models import ReviewState
 from moderation.review.services import review_priorities_update
 
-PASSWORD = "correct horse battery staple"
 _numbers = itertools.count(1)
-
-
-def make_user(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, password=PASSWORD)
-    for name in groups:
-        # get_or_create: transactional tests flush the groups the migration made.
-        user.groups.add(Group.objects.get_or_create(name=name)[0])
-    return user
 
 
 def png_bytes(width: int = 64, height: int = 48) -> bytes:
@@ -118,21 +108,6 @@ def make_prediction(
     )
     review_priorities_update(item_ids=[item.pk], version=version)
     return prediction
-
-
-@pytest.fixture
-def alice(db) -> User:
-    return make_user("alice", "moderators")
-
-
-@pytest.fixture
-def bob(db) -> User:
-    return make_user("bob", "moderators")
-
-
-@pytest.fixture
-def mallory(db) -> User:
-    return make_user("mallory")
 
 
 @pytest.fixture

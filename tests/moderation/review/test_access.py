@@ -1,7 +1,9 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from .conftest import PASSWORD, make_item, make_user
+from tests.moderation.people import PASSWORD, make_user
+
+from .conftest import make_item
 
 
 def test_the_migration_creates_the_moderators_and_admins_groups(db):

@@ -19,19 +19,12 @@ from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
 from moderation.review.models import Label
+from tests.moderation.browser import launch
+from tests.moderation.people import PASSWORD, make_user
 
-from .conftest import PASSWORD, make_item, make_prediction, make_user, make_version
+from .conftest import make_item, make_prediction, make_version
 
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "review-page.png"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -118,9 +111,7 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server):
     unpredicted = make_item(source="api", external_id="gen-5522", prompt="a forbidden thing")
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{live_server.url}/review/")
         page.fill("#id_username", "alice")

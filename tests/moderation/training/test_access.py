@@ -5,8 +5,6 @@ from django.urls import reverse
 
 from moderation.training.models import TrainingRun
 
-from .people import alice, carol  # noqa: F401
-
 pytestmark = pytest.mark.django_db
 
 
@@ -36,7 +34,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, pages):
         assert response.url.startswith("/accounts/login/?next="), url
 
 
-def test_moderators_get_403_on_every_training_url(client, alice, pages):  # noqa: F811
+def test_moderators_get_403_on_every_training_url(client, alice, pages):
     client.force_login(alice)
     gets, posts = pages
     assert all(client.get(url).status_code == 403 for url in gets)
@@ -44,13 +42,13 @@ def test_moderators_get_403_on_every_training_url(client, alice, pages):  # noqa
     assert not TrainingRun.objects.filter(active=True).exists()
 
 
-def test_admins_open_every_training_page(client, carol, pages):  # noqa: F811
+def test_admins_open_every_training_page(client, carol, pages):
     client.force_login(carol)
     gets, _ = pages
     assert [client.get(url).status_code for url in gets] == [200, 200, 200]
 
 
-def test_only_admins_see_the_models_link(client, alice, carol):  # noqa: F811
+def test_only_admins_see_the_models_link(client, alice, carol):
     client.force_login(alice)
     assert reverse("training:runs") not in client.get(reverse("review:next")).text
     client.force_login(carol)

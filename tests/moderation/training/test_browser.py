@@ -18,21 +18,12 @@ from playwright.sync_api import expect, sync_playwright
 
 from moderation.inference.models import ModelVersion
 from moderation.training.models import TrainingRun
+from tests.moderation.browser import launch
+from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.worker import broker, worker
-
-from .people import PASSWORD, make_user
 
 REDIS = "redis://127.0.0.1:6379/14"
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "retrain-gate.png"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The gate passes on the tiny fixture data but waits for an admin; the worker reads the same
 # settings from its environment.
 GATE = {
@@ -76,9 +67,7 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
     worker_env = {**GATE, "BUNDLE_DIR": str(tmp_path / "bundles")}
 
     with broker(redis_url), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         log_in(page, f"{live_server.url}/training/", "carol")
         page.check("input[value=mlp]")

@@ -7,8 +7,6 @@ from moderation.inference.models import ModelVersion
 from moderation.training import services
 from moderation.training.models import TrainingRun
 
-from .people import carol, carol_client  # noqa: F401
-
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -34,40 +32,40 @@ def finished_run(champion, **fields) -> TrainingRun:
     return TrainingRun.objects.create(base_version=champion, **fields)
 
 
-def test_starting_a_retrain_queues_a_run(carol_client, carol, champion):  # noqa: F811
+def test_starting_a_retrain_queues_a_run(carol_client, carol, champion):
     response = carol_client.post(reverse("training:start"), {"mode": "mlp"}, follow=True)
     run = TrainingRun.objects.get()
     assert (run.state, run.mode, run.started_by, run.trigger) == ("queued", "mlp", carol, "admin")
     assert f"Retrain #{run.pk} queued" in response.text
 
 
-def test_a_full_retrain_can_be_chosen(carol_client, champion):  # noqa: F811
+def test_a_full_retrain_can_be_chosen(carol_client, champion):
     carol_client.post(reverse("training:start"), {"mode": "full"})
     assert TrainingRun.objects.get().mode == "full"
 
 
-def test_a_second_retrain_is_refused_with_a_clear_message(carol_client, champion):  # noqa: F811
+def test_a_second_retrain_is_refused_with_a_clear_message(carol_client, champion):
     running = services.training_run_start()
     response = carol_client.post(reverse("training:start"), {"mode": "mlp"}, follow=True)
     assert TrainingRun.objects.count() == 1
     assert f"already queued or running (run #{running.pk})" in response.text
 
 
-def test_the_runs_list_polls_while_a_run_is_active(carol_client, champion):  # noqa: F811
+def test_the_runs_list_polls_while_a_run_is_active(carol_client, champion):
     run = services.training_run_start()
     response = carol_client.get(reverse("training:runs"), **HTMX)
     assert 'hx-trigger="every 2s"' in response.text
     assert "<html" not in response.text and f'id="run-{run.pk}"' in response.text
 
 
-def test_the_runs_list_stops_polling_once_runs_finished(carol_client, champion):  # noqa: F811
+def test_the_runs_list_stops_polling_once_runs_finished(carol_client, champion):
     run = services.training_run_start()
     services.training_run_cancel(run=run)
     response = carol_client.get(reverse("training:runs"), **HTMX)
     assert "hx-trigger" not in response.text and 'data-state="cancelled"' in response.text
 
 
-def test_the_run_panel_polls_while_active_and_not_after(carol_client, champion):  # noqa: F811
+def test_the_run_panel_polls_while_active_and_not_after(carol_client, champion):
     run = services.training_run_start()
     TrainingRun.objects.filter(pk=run.pk).update(state="running", stage="mlp", progress=0.4)
     url = reverse("training:run", args=[run.pk])
@@ -81,7 +79,7 @@ def test_the_run_panel_polls_while_active_and_not_after(carol_client, champion):
     assert "hx-trigger" not in finished and 'aria-valuenow="100"' in finished
 
 
-def test_the_run_page_shows_the_gate_beside_the_champion(carol_client, champion, settings):  # noqa: F811
+def test_the_run_page_shows_the_gate_beside_the_champion(carol_client, champion, settings):
     settings.GATE_MIN_EXPLICIT = 10
     candidate = ModelVersion.objects.create(version="cand-1", path="/x")
     gate = services.promotion_gate(
@@ -98,20 +96,20 @@ def test_the_run_page_shows_the_gate_beside_the_champion(carol_client, champion,
     assert reverse("training:promote", args=[candidate.pk]) in page
 
 
-def test_the_log_is_escaped(carol_client, champion):  # noqa: F811
+def test_the_log_is_escaped(carol_client, champion):
     run = finished_run(champion, log="<script>alert(1)</script>\n")
     page = carol_client.get(reverse("training:run", args=[run.pk])).text
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
 
 
-def test_cancelling_an_active_run(carol_client, champion):  # noqa: F811
+def test_cancelling_an_active_run(carol_client, champion):
     run = services.training_run_start()
     response = carol_client.post(reverse("training:cancel", args=[run.pk]), follow=True)
     run.refresh_from_db()
     assert run.state == "cancelled" and "cancelled" in response.text
 
 
-def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion):  # noqa: F811
+def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion):
     candidate = ModelVersion.objects.create(version="cand-1", path="/x")
     run = finished_run(champion, candidate=candidate)
     back = reverse("training:run", args=[run.pk])
@@ -122,7 +120,7 @@ def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion):  #
     assert (candidate.status, champion.status) == ("champion", "retired")
 
 
-def test_promote_ignores_a_next_url_on_another_site(carol_client, champion):  # noqa: F811
+def test_promote_ignores_a_next_url_on_another_site(carol_client, champion):
     candidate = ModelVersion.objects.create(version="cand-1", path="/x")
     response = carol_client.post(
         reverse("training:promote", args=[candidate.pk]), {"next": "https://evil.example/"}
@@ -130,7 +128,7 @@ def test_promote_ignores_a_next_url_on_another_site(carol_client, champion):  # 
     assert response.url == reverse("training:versions")
 
 
-def test_rolling_back_restores_an_earlier_version(carol_client, champion, bundle_dir):  # noqa: F811
+def test_rolling_back_restores_an_earlier_version(carol_client, champion, bundle_dir):
     newer = ModelVersion.objects.create(version="newer", path=str(bundle_dir))
     carol_client.post(reverse("training:promote", args=[newer.pk]))
     response = carol_client.post(reverse("training:rollback", args=[champion.pk]), follow=True)
@@ -140,7 +138,7 @@ def test_rolling_back_restores_an_earlier_version(carol_client, champion, bundle
     assert "is the champion again" in response.text
 
 
-def test_a_version_whose_bundle_is_gone_is_not_rolled_back_to(carol_client, champion):  # noqa: F811
+def test_a_version_whose_bundle_is_gone_is_not_rolled_back_to(carol_client, champion):
     gone = ModelVersion.objects.create(version="gone", path="/nowhere", status="retired")
     response = carol_client.post(reverse("training:rollback", args=[gone.pk]), follow=True)
     gone.refresh_from_db()
@@ -149,21 +147,21 @@ def test_a_version_whose_bundle_is_gone_is_not_rolled_back_to(carol_client, cham
     assert "Not rolled back" in response.text
 
 
-def test_retiring_a_candidate(carol_client, champion):  # noqa: F811
+def test_retiring_a_candidate(carol_client, champion):
     candidate = ModelVersion.objects.create(version="cand-1", path="/x")
     carol_client.post(reverse("training:retire", args=[candidate.pk]))
     candidate.refresh_from_db()
     assert candidate.status == "retired"
 
 
-def test_the_champion_cannot_be_retired(carol_client, champion):  # noqa: F811
+def test_the_champion_cannot_be_retired(carol_client, champion):
     response = carol_client.post(reverse("training:retire", args=[champion.pk]), follow=True)
     champion.refresh_from_db()
     assert champion.status == "champion"
     assert "cannot be retired" in response.text
 
 
-def test_the_versions_page_lists_every_version_with_its_figures(carol_client, champion):  # noqa: F811
+def test_the_versions_page_lists_every_version_with_its_figures(carol_client, champion):
     from moderation.training.models import Evaluation
 
     candidate = ModelVersion.objects.create(version="cand-1", path="/x")
