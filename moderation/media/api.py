@@ -60,8 +60,12 @@ class _ItemPages(LimitOffsetPagination):
     summary="List items, newest first, optionally by review state",
     parameters=[
         OpenApiParameter("state", str, enum=list(ReviewState.State.values)),
-        OpenApiParameter("limit", int, description="Page size (default 50, at most 200)."),
-        OpenApiParameter("offset", int),
+        OpenApiParameter(
+            "limit",
+            {"type": "integer", "minimum": 1},
+            description="Page size (default 50; a larger one is cut to 200).",
+        ),
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0}),
     ],
     responses={200: ItemPageSerializer, **_errors(400, 401)},
 )
@@ -89,11 +93,22 @@ def items(request: Request) -> Response:
     state = request.query_params.get("state") or None
     if state is not None and state not in ReviewState.State.values:
         raise ValidationProblem("state", f"must be one of {', '.join(ReviewState.State.values)}")
+    _query_int(request, "limit", minimum=1)
+    _query_int(request, "offset", minimum=0)
     paginator = _ItemPages()
     page = paginator.paginate_queryset(item_list(state=state), request)
     return paginator.get_paginated_response(
         [item_data(i, image_url=_image_url(request, i)) for i in page]
     )
+
+
+def _query_int(request: Request, name: str, *, minimum: int) -> None:
+    # DRF's pagination silently falls back to its default on a malformed value: refuse it.
+    value = request.query_params.get(name)
+    if value is None:
+        return
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
+        raise ValidationProblem(name, f"must be an integer of at least {minimum}")
 
 
 def _item_create(request: Request) -> Response:
