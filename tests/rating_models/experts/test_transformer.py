@@ -207,12 +207,15 @@ def test_negative_prompt_alone_never_raises_the_rating(
 ) -> None:
     # A model taught (wrongly) that "nsfw, nude" as a negative means X: the guard, not the
     # model, must keep the negative prompt from raising the rating.
+    # Repeated so the tiny model learns the misreading for certain, whatever the CPU's
+    # thread count does to the last bits of the encodings.
     misread = [
-        dataclasses.replace(e, id=f"{e.id}-neg", negative_prompt="nsfw, nude", label=Rating.X)
+        dataclasses.replace(e, id=f"{e.id}-neg{n}", negative_prompt="nsfw, nude", label=Rating.X)
+        for n in range(4)
         for e in toy_train
         if e.rating is Rating.PG
     ]
-    expert = make_expert(tiny_backbone, lr=1e-2, epochs=60, patience=60)
+    expert = make_expert(tiny_backbone, lr=1e-2, epochs=100, patience=100)
     expert.fit([*toy_train, *misread], toy_val)
     safe = Example(id="s", prompt="a cat and a dog under a tree, painting")
     negated = dataclasses.replace(safe, negative_prompt="nsfw, nude")
