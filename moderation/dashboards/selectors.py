@@ -227,11 +227,9 @@ def severe_down_class_items(
     ]
 
 
-@dataclass(frozen=True)
-class ModeratorHealth:
-    username: str
-    labels: int
-    blocked: int
+class CorrectionRates:
+    """How often moderators corrected the voter and the MLP, where their agreement is known."""
+
     voter_known: int
     voter_corrected: int
     mlp_known: int
@@ -247,7 +245,18 @@ class ModeratorHealth:
 
 
 @dataclass(frozen=True)
-class Health:
+class ModeratorHealth(CorrectionRates):
+    username: str
+    labels: int
+    blocked: int
+    voter_known: int
+    voter_corrected: int
+    mlp_known: int
+    mlp_corrected: int
+
+
+@dataclass(frozen=True)
+class Health(CorrectionRates):
     """How the moderation is going over the last `days` days (see `moderation_health`)."""
 
     days: int
@@ -264,14 +273,6 @@ class Health:
     claimed: int
     oldest_queued_at: datetime | None
     now: datetime = field(default_factory=timezone.now)
-
-    @property
-    def voter_correction_rate(self) -> float | None:
-        return self.voter_corrected / self.voter_known if self.voter_known else None
-
-    @property
-    def mlp_correction_rate(self) -> float | None:
-        return self.mlp_corrected / self.mlp_known if self.mlp_known else None
 
     @property
     def oldest_age(self) -> timedelta | None:

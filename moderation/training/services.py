@@ -249,11 +249,13 @@ def _train_mlp(
 ) -> Bundle:
     """A new MLP on the champion's stored expert features; the experts stay as they are."""
     _progress(run.pk, stage="features", progress=0.2, line="loading stored expert features")
-    missing = [
-        i.pk
-        for i in (*fitted, *held_out)
-        if not Prediction.objects.filter(item=i, model_version=champion).exists()
-    ]
+    wanted = [i.pk for i in (*fitted, *held_out)]
+    stored = set(
+        Prediction.objects.filter(model_version=champion, item_id__in=wanted).values_list(
+            "item_id", flat=True
+        )
+    )
+    missing = [pk for pk in wanted if pk not in stored]
     if missing:
         _progress(
             run.pk,
