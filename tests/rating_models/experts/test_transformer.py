@@ -205,20 +205,25 @@ def test_negative_prompt_is_a_segment_of_its_own(frozen_expert: TransformerExper
 def test_negative_prompt_alone_never_raises_the_rating(
     tiny_backbone: str, toy_train: list[Example], toy_val: list[Example]
 ) -> None:
-    # A model taught (wrongly) that "nsfw, nude" as a negative means X: the guard, not the
-    # model, must keep the negative prompt from raising the rating.
-    # Repeated so the tiny model learns the misreading for certain, whatever the CPU's
-    # thread count does to the last bits of the encodings.
-    misread = [
-        dataclasses.replace(e, id=f"{e.id}-neg{n}", negative_prompt="nsfw, nude", label=Rating.X)
-        for n in range(4)
-        for e in toy_train
-        if e.rating is Rating.PG
-    ]
-    expert = make_expert(tiny_backbone, lr=1e-2, epochs=100, patience=100)
-    expert.fit([*toy_train, *misread], toy_val)
+    # A model that (wrongly) reads "nsfw, nude" as a negative as X: the guard, not the model,
+    # must keep the negative prompt from raising the rating. The misreading is written into
+    # the head's last layer (not learnt) so it holds on every CPU: the X logit becomes a
+    # hyperplane between the two items' features, every other logit is flat.
+    expert = make_expert(tiny_backbone, epochs=2, patience=2)
+    expert.fit(toy_train, toy_val)
     safe = Example(id="s", prompt="a cat and a dog under a tree, painting")
     negated = dataclasses.replace(safe, negative_prompt="nsfw, nude")
+    features = torch.from_numpy(expert._predict([safe, negated]).features)  # (2, hidden)
+    direction = features[1] - features[0]
+    assert direction.norm() > 0  # the negative prompt changes what the encoder sees
+    scale = 20.0 / direction.dot(direction)
+    out = expert.model.head.out
+    with torch.no_grad():
+        out.weight.zero_()
+        out.bias.zero_()
+        out.weight[Rating.X.index] = scale * direction
+        out.bias[Rating.X.index] = -scale * direction.dot(features.mean(dim=0))
+        out.bias[Rating.PG.index] = 1.0
     assert expert.predict([safe]).ratings[0] == Rating.PG.index
     assert expert._predict([negated]).ratings[0] == Rating.X.index  # the model misreads it
     assert expert.predict([negated]).ratings[0] == Rating.PG.index
