@@ -58,6 +58,13 @@ class ItemCreateSerializer(serializers.Serializer):
         required=False, default=dict, help_text="A JSON object (a JSON string in multipart)."
     )
 
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("image") is None and not attrs["prompt"].strip() and not attrs["tags"]:
+            raise serializers.ValidationError(
+                "nothing to rate: send an image, a prompt or tags", code="empty"
+            )
+        return attrs
+
 
 class RateRequestSerializer(serializers.Serializer):
     prompt = serializers.CharField(allow_blank=True, trim_whitespace=False)
@@ -233,10 +240,19 @@ def label_data(label: Label) -> dict[str, Any]:
     }
 
 
-def item_data(item: MediaItem, *, image_url: str | None = None) -> dict[str, Any]:
-    """The item with its predictions (newest first) and labels (oldest first)."""
-    predictions = sorted(item.predictions.all(), key=lambda p: p.created_at, reverse=True)
-    labels = sorted(item.labels.all(), key=lambda label: (label.created_at, label.pk))
+def item_data(
+    item: MediaItem, *, image_url: str | None = None, new: bool = False
+) -> dict[str, Any]:
+    """The item with its predictions (newest first) and labels (oldest first).
+
+    `new`: the item was created unlabelled in this request, so it has neither yet; its review
+    state must be the one in memory (`item_create` leaves it there).
+    """
+    if new:
+        predictions, labels = [], []
+    else:
+        predictions = sorted(item.predictions.all(), key=lambda p: p.created_at, reverse=True)
+        labels = sorted(item.labels.all(), key=lambda label: (label.created_at, label.pk))
     review = item.review if _has_review(item) else None
     return {
         "uid": item.uid,

@@ -105,6 +105,23 @@ def test_a_prompt_only_item_is_created_from_json(api) -> None:
     assert body["image_url"] is None
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"prompt": "   "}, {"negative_prompt": "nude"}, {"tags": []}, {"source": "feed"}],
+    ids=["nothing", "blank-prompt", "negative-only", "no-tags", "source-only"],
+)
+def test_an_item_with_nothing_to_rate_is_refused(api, payload: dict) -> None:
+    response = api.post(ITEMS, payload, format="json")
+    assert_error(response, 400, None)
+    assert "nothing to rate" in response.json()["error"]
+    assert not MediaItem.objects.exists()
+
+
+def test_tags_alone_are_something_to_rate(api) -> None:
+    response = api.post(ITEMS, {"tags": [["cat", 0.9]]}, format="json")
+    assert response.status_code == 201, response.content
+
+
 def test_the_same_image_twice_returns_the_same_item(api) -> None:
     data = jpeg_bytes()
     first = api.post(ITEMS, {"image": upload(data, "a.jpg")}, format="multipart")
