@@ -140,11 +140,16 @@ CELERY_TASK_ROUTES = {
     "moderation.training.tasks.*": {"queue": "training"},
 }
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "0") == "1"
-# Redis redelivers an unacknowledged message after this many seconds: longer than the
-# longest task (a training run), or a slow task would run twice.
-# (Only Redis and SQS know the option; the SQLAlchemy transport hands options to its engine.)
+# What a worker killed mid-task leaves: tasks are acknowledged when they finish, so the broker
+# still holds the message. RabbitMQ gives it back when the worker's connection drops; Redis
+# after CELERY_VISIBILITY_TIMEOUT seconds, which must be longer than the longest task (a
+# training run), or a slow task is delivered twice; the embedded SQLAlchemy transport never
+# does, and the sweep below queues those items again. Only Redis and SQS know the option (the
+# SQLAlchemy transport hands its options to its engine). RELIABILITY.md has the tests.
 if CELERY_BROKER_URL.startswith(("redis", "rediss", "sqs")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    }
 # The sweep queues every item without a champion prediction: what a broker lost or never got.
 # Beat keeps its schedule in the database (editable in the admin); these are the defaults.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -161,8 +166,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # Retraining and promotion
 RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "200"))
-# A run whose heartbeat is older than this was killed with its worker; it no longer blocks.
-TRAINING_STALE_MINUTES = int(os.environ.get("TRAINING_STALE_MINUTES", "30"))
+# A running retrain beats from a thread every TRAINING_HEARTBEAT_SECONDS, however long its
+# stage; a run whose heartbeat is older than TRAINING_STALE_MINUTES was killed with its worker:
+# it is failed (the champion unchanged) and no longer blocks the next run.
+TRAINING_HEARTBEAT_SECONDS = float(os.environ.get("TRAINING_HEARTBEAT_SECONDS", "30"))
+TRAINING_STALE_MINUTES = float(os.environ.get("TRAINING_STALE_MINUTES", "30"))
 # The gate: severe DCM count not above the champion's; DCM rate not above the champion's plus
 # GATE_DCM_TOLERANCE; macro-F1 not below the champion's minus GATE_F1_TOLERANCE.
 GATE_DCM_TOLERANCE = float(os.environ.get("GATE_DCM_TOLERANCE", "0"))

@@ -24,6 +24,16 @@ MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="moder
 BUNDLE_DIR = os.environ.get("TEST_BUNDLE_DIR") or tempfile.mkdtemp(prefix="moderation-bundles-")
 # Tasks are called directly in tests; queuing goes to memory unless a test starts a worker.
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
+# The same visibility timeout as the project's settings, for the test's broker; the crash tests
+# set it to seconds, and a worker looks for such messages every second (kombu: every ~100 s).
+if CELERY_BROKER_URL.startswith("redis"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Fewer bootstrap resamples for the gate: the same code, cheaper tests.
 GATE_BOOTSTRAP = 50

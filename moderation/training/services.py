@@ -7,9 +7,12 @@ champion on the same test items -> the gate -> promotion (automatic or by an adm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from moderation.inference import services as inference
@@ -78,7 +81,11 @@ def _enqueue(run: TrainingRun, task: Any) -> None:
 
 
 def training_runs_expire_stale() -> int:
-    """Fail runs whose worker died: their heartbeat stopped, the champion never changed."""
+    """Fail runs whose worker died: their heartbeat stopped, the champion never changed.
+
+    Called before a run starts, when a run's message is delivered (again) and by the periodic
+    retrain check, so a killed run is failed even when its broker lost the message.
+    """
     cutoff = timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES)
     stale = TrainingRun.objects.filter(active=True, heartbeat_at__lt=cutoff)
     return stale.update(
@@ -129,17 +136,49 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
     updated = TrainingRun.objects.filter(pk=run_id, state=State.QUEUED).update(
         state=State.RUNNING, heartbeat_at=timezone.now()
     )
-    run = TrainingRun.objects.get(pk=run_id)
     if not updated:
-        return run  # already ran, or cancelled before it started: safe to deliver twice
+        # Delivered again: the run finished, was cancelled, or its worker was killed and the
+        # broker handed the message on. A killed run, its heartbeat stopped, is failed here;
+        # no run is ever executed twice.
+        training_runs_expire_stale()
+        return TrainingRun.objects.get(pk=run_id)
+    run = TrainingRun.objects.get(pk=run_id)
     try:
-        _execute(run)
+        with _heartbeat(run_id):
+            _execute(run)
     except TrainingCancelled:
         pass
     except Exception as error:
         log.exception("training run %s failed", run_id)
         _finish(run_id, State.FAILED, f"{type(error).__name__}: {error}")
     return TrainingRun.objects.get(pk=run_id)
+
+
+@contextlib.contextmanager
+def _heartbeat(run_id: int) -> Iterator[None]:
+    """Beat from a thread while the run works: one stage (an expert's training) may outlast
+    TRAINING_STALE_MINUTES, and only a run whose worker died must look stale."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.TRAINING_HEARTBEAT_SECONDS):
+                try:
+                    TrainingRun.objects.filter(pk=run_id, active=True).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as error:  # the next beat tries again
+                    log.warning("training run %s: heartbeat not written: %s", run_id, error)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"training-run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def _execute(run: TrainingRun) -> None:
@@ -202,8 +241,8 @@ def _execute(run: TrainingRun) -> None:
     _progress(run.pk, stage="gate", progress=0.95, line="judging the candidate")
     gate = promotion_gate(candidate=candidate_eval.report, champion=champion_eval.report)
     TrainingRun.objects.filter(pk=run.pk).update(gate=gate)
-    if TrainingRun.objects.get(pk=run.pk).state == State.CANCELLED:
-        return
+    if not TrainingRun.objects.filter(pk=run.pk, active=True).exists():
+        return  # cancelled, or failed as stale: such a run never promotes
     if gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE:
         inference.model_version_promote(version=candidate)
         verdict = "promoted: the candidate is no worse at down-class errors"
@@ -433,6 +472,7 @@ def model_version_retire(*, version: ModelVersion) -> ModelVersion:
 
 def retrain_if_enough_labels() -> TrainingRun | None:
     """The periodic check: start an MLP retrain once enough new training labels exist."""
+    training_runs_expire_stale()
     last = TrainingRun.objects.order_by("-created_at").first()
     count = selectors.new_training_label_count(since=None if last is None else last.created_at)
     if count < settings.RETRAIN_MIN_NEW_LABELS:

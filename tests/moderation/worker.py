@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,9 +34,19 @@ def broker(url: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def worker(
-    broker_url: str, *, queues: str = "inference,default", env: dict[str, str] | None = None
+    broker_url: str,
+    *,
+    queues: str = "inference,default",
+    env: dict[str, str] | None = None,
+    app: str = "moderation",
+    pool: str = "solo",
 ) -> Iterator[subprocess.Popen]:
-    """A worker subprocess; `env` adds settings it reads from the environment (e.g. the gate's)."""
+    """A worker subprocess; `env` adds settings it reads from the environment (e.g. the gate's).
+
+    With `--pool solo` it runs tasks in its own process, so `kill(process)` kills it mid-task;
+    `pool="prefork"` runs them in one child process, as production workers do.
+    `app` names another Celery app module, e.g. `tests.moderation.crashing`.
+    """
     db = connection.settings_dict
     environment = {
         **os.environ,
@@ -55,12 +66,14 @@ def worker(
         "-m",
         "celery",
         "-A",
-        "moderation",
+        app,
         "worker",
         "-Q",
         queues,
         "--pool",
-        "solo",
+        pool,
+        "--concurrency",
+        "1",
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
@@ -83,6 +96,12 @@ def worker(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL: no warm shutdown, no message handed back to the broker, nothing flushed."""
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=20)
 
 
 def wait_for(

@@ -119,6 +119,37 @@ def test_a_run_killed_mid_way_leaves_the_champion_and_frees_the_next_run(champio
     assert ModelVersion.objects.get(status="champion") == champion
 
 
+def killed_run(settings) -> TrainingRun:
+    """A run left "running" by a worker killed more than TRAINING_STALE_MINUTES ago."""
+    run = services.training_run_start()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        state="running",
+        heartbeat_at=timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES + 1),
+    )
+    return run
+
+
+def test_a_killed_runs_redelivered_message_fails_it_and_runs_nothing(champion, settings):
+    killed = killed_run(settings)
+    run = services.training_run_execute(run_id=killed.pk)
+    assert run.state == "failed" and "heartbeats" in run.reason
+    assert run.active is None and run.candidate is None
+    assert ModelVersion.objects.get(status="champion") == champion
+
+
+def test_a_redelivered_message_leaves_a_live_run_alone(champion):
+    live = services.training_run_start()
+    TrainingRun.objects.filter(pk=live.pk).update(state="running", heartbeat_at=timezone.now())
+    assert services.training_run_execute(run_id=live.pk).state == "running"
+
+
+def test_the_periodic_check_fails_a_killed_run_whose_message_was_lost(champion, settings):
+    killed = killed_run(settings)
+    assert services.retrain_if_enough_labels() is None  # too few labels to start another
+    killed.refresh_from_db()
+    assert killed.state == "failed" and killed.active is None
+
+
 def test_a_failed_run_says_why_and_leaves_the_champion(champion):
     run = services.training_run_execute(run_id=services.training_run_start().pk)
     assert run.state == TrainingRun.State.FAILED
