@@ -122,6 +122,11 @@ TEST_FRACTION = float(os.environ.get("TEST_FRACTION", "0.2"))
 CLAIM_MINUTES = int(os.environ.get("CLAIM_MINUTES", "10"))
 SKIP_HOURS = float(os.environ.get("SKIP_HOURS", "4"))
 
+# Dashboards: the live figures (every version scored on moderators' current labels) take about
+# a second to count over 100,000 labels, so the overview reuses them for this many seconds and
+# says when they were counted (0: count them on every view).
+DASHBOARD_LIVE_SECONDS = int(os.environ.get("DASHBOARD_LIVE_SECONDS", "60"))
+
 # Celery: an embedded broker that needs no server unless CELERY_BROKER_URL names one
 # (redis://127.0.0.1:6379/0, amqp://guest@127.0.0.1//).
 CELERY_BROKER_URL = os.environ.get(

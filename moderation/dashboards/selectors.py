@@ -1,19 +1,36 @@
 """Reads for the dashboards: evaluations by version, live figures, severe DCM items, health.
 
-Every selector runs a fixed number of queries whatever the number of items: reports are
-computed in Python from one query's rows, never row by row.
+Every selector runs a fixed number of queries whatever the number of items, and none reads
+every prediction: the live figures start from the current labels and are counted in SQL
+(a million predictions and 100,000 labels, bench/pages.py), then scored in Python.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from django.db.models import Case, Count, IntegerField, Min, OuterRef, Q, Subquery, Value, When
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -22,12 +39,13 @@ from moderation.inference.models import ModelVersion, Prediction
 from moderation.review.models import Label, ReviewState
 from moderation.training.models import Evaluation
 from rating_models.metrics import model_report
-from rating_models.ratings import EXPLICIT, MILD, Rating
+from rating_models.ratings import EXPLICIT, MILD, RATINGS, Rating
 
 # The combined outputs, in the order the dashboards show them; experts follow.
 COMBINED = ("suggested", "voter", "mlp")
 _EXPLICIT_LEVELS = sorted(r.level for r in EXPLICIT)
 _MILD_LEVELS = sorted(r.level for r in MILD)
+_RATING_LEVELS = sorted(r.level for r in RATINGS)
 
 
 def model_version_list() -> list[ModelVersion]:
@@ -65,9 +83,25 @@ def evaluation_list(data: str = "test") -> list[Evaluation]:
     )
 
 
-def _current_label() -> Any:
-    """The item's current label: its latest one (labels are append-only)."""
-    return Label.objects.filter(item=OuterRef("item")).order_by("-created_at", "-pk")
+def _labelled(predictions: QuerySet[Prediction], levels: Iterable[int]) -> QuerySet[Prediction]:
+    """The predictions whose item's current label has one of `levels`, annotated with it
+    (`label_level`, `label_moderator`, `label_at`).
+
+    The current label is the one no other label supersedes: labels are append-only and
+    `label_create` makes each new label supersede the item's latest. The join starts from
+    the labels, so a million predictions of unlabelled items are never read; the annotations
+    reuse the filter's join (one row per prediction).
+    """
+    levels = list(levels)
+    superseding = Label.objects.filter(supersedes=OuterRef("pk"))
+    current = Label.objects.filter(~Exists(superseding), level__in=levels)
+    # The level again on the joined label: for the explicit levels PostgreSQL then reads the
+    # few such labels through their index, not every label.
+    return predictions.filter(item__labels__in=current, item__labels__level__in=levels).annotate(
+        label_level=F("item__labels__level"),
+        label_moderator=F("item__labels__moderator__username"),
+        label_at=F("item__labels__created_at"),
+    )
 
 
 def _index(level: int | None) -> int:
@@ -75,7 +109,7 @@ def _index(level: int | None) -> int:
     return -1 if level is None else Rating(level).index
 
 
-def _report(y_true: list[int], outputs: dict[str, list[int]], bootstrap: int) -> dict[str, Any]:
+def _report(y_true: list[int], outputs: dict[str, Any], bootstrap: int) -> dict[str, Any]:
     truth = np.asarray(y_true, dtype=np.int64)
     models = {}
     for name, predicted in outputs.items():
@@ -89,46 +123,79 @@ def _report(y_true: list[int], outputs: dict[str, list[int]], bootstrap: int) ->
     return {"n": len(truth), **model_report(truth, suggested, bootstrap), "models": models}
 
 
+def _expert_names(version_ids: list[int] | None) -> dict[int, list[str]]:
+    """Each version's experts, by version id, read from its latest prediction (every
+    prediction of a version holds all its bundle's experts, abstaining or not)."""
+    latest = Prediction.objects.filter(model_version=OuterRef("pk")).order_by("-pk")
+    versions = ModelVersion.objects.annotate(sample=Subquery(latest.values("experts")[:1]))
+    if version_ids is not None:
+        versions = versions.filter(pk__in=version_ids)
+    return {
+        pk: sorted(name for name in (sample or {}) if name not in COMBINED)
+        for pk, sample in versions.values_list("pk", "sample")
+    }
+
+
 def live_reports(
     versions: Iterable[ModelVersion] | None = None, *, bootstrap: int = 0
 ) -> dict[int, dict[str, Any]]:
-    """`live_report` for several versions (all of them by default) in one query, by version id.
+    """`live_report` for several versions (all of them by default), by version id.
 
-    Versions without a labelled prediction are absent.
+    Two queries whatever the number of labels: the experts' names, then the labelled
+    predictions counted by (version, label, every model's rating), which the scoring expands
+    back into one row per item. Versions without a labelled prediction are absent.
     """
-    current = _current_label()
-    rows = (
-        Prediction.objects.annotate(label_level=Subquery(current.values("level")[:1]))
-        .filter(label_level__isnull=False)
-        .exclude(label_level=Label.BLOCKED)
-        .order_by("model_version_id", "item_id")
+    ids = None if versions is None else [v.pk for v in versions]
+    experts = _expert_names(ids)
+    names = sorted({name for version_names in experts.values() for name in version_names})
+    spoken = {
+        f"expert_{i}": KeyTransform("rating", KeyTransform(name, "experts"))
+        for i, name in enumerate(names)
+    }
+    rows = _labelled(Prediction.objects.all(), _RATING_LEVELS).annotate(**spoken)
+    if ids is not None:
+        rows = rows.filter(model_version__in=ids)
+    combined = ("suggested_rating", "voter_rating", "mlp_rating")
+    counted = (
+        rows.values("model_version_id", "label_level", *combined, *spoken)
+        .annotate(n=Count("pk"))
+        .order_by()
     )
-    if versions is not None:
-        rows = rows.filter(model_version__in=[v.pk for v in versions])
-    truth: dict[int, list[int]] = defaultdict(list)
-    outputs: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    fields = ("model_version_id", "label_level", "experts", "voter_rating", "mlp_rating")
-    for version_id, label, experts, voter, mlp, suggested in rows.values_list(
-        *fields, "suggested_rating"
-    ):
-        row = len(truth[version_id])
-        truth[version_id].append(_index(label))
-        out = outputs[version_id]
-        for name, value in (("suggested", suggested), ("voter", voter), ("mlp", mlp)):
-            out[name].append(_index(value))
-        for name, spoken in (experts or {}).items():
-            # An expert missing from an older prediction abstained there.
-            out[name].extend([-1] * (row - len(out[name])))
-            out[name].append(_index((spoken or {}).get("rating")))
+    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in counted:
+        groups[row["model_version_id"]].append(row)
     reports = {}
-    for version_id, y_true in truth.items():
-        out = outputs[version_id]
-        for values in out.values():
-            values.extend([-1] * (len(y_true) - len(values)))
-        experts = sorted(name for name in out if name not in COMBINED)
-        ordered = {name: out[name] for name in ("suggested", *experts, "voter", "mlp")}
-        reports[version_id] = _report(y_true, ordered, bootstrap)
+    for version_id, group in groups.items():
+        counts = [row["n"] for row in group]
+
+        def column(key: str, group=group, counts=counts) -> np.ndarray:
+            indices = [_index(row[key]) for row in group]
+            return np.repeat(np.asarray(indices, dtype=np.int64), counts)
+
+        outputs = {"suggested": column("suggested_rating")}
+        for i, name in enumerate(names):
+            if name in experts[version_id]:
+                outputs[name] = column(f"expert_{i}")
+        outputs["voter"] = column("voter_rating")
+        outputs["mlp"] = column("mlp_rating")
+        reports[version_id] = _report(column("label_level").tolist(), outputs, bootstrap)
     return reports
+
+
+def live_reports_recent(versions: Sequence[ModelVersion]) -> tuple[dict[int, Any], datetime]:
+    """`live_reports` of these versions as counted at most DASHBOARD_LIVE_SECONDS ago, and when.
+
+    Counting takes about a second over 100,000 labels (bench/pages.py), so the overview does
+    it once a minute per web process instead of on every view; 0 counts on every call.
+    """
+    seconds = settings.DASHBOARD_LIVE_SECONDS
+    key = "dashboards:live-reports:" + ",".join(str(v.pk) for v in versions)
+    if seconds > 0 and (counted := cache.get(key)) is not None:
+        return counted
+    counted = (live_reports(versions), timezone.now())
+    if seconds > 0:
+        cache.set(key, counted, seconds)
+    return counted
 
 
 def live_report(version: ModelVersion, *, bootstrap: int = 0) -> dict[str, Any] | None:
@@ -196,20 +263,14 @@ def severe_down_class_items(
         version = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
         if version is None:
             return []
-    current = _current_label()
     mild = (
         Q(suggested_rating__in=_MILD_LEVELS)
         | Q(voter_rating__in=_MILD_LEVELS)
         | Q(mlp_rating__in=_MILD_LEVELS)
     )
     rows = (
-        Prediction.objects.filter(model_version=version)
-        .annotate(
-            label_level=Subquery(current.values("level")[:1]),
-            label_moderator=Subquery(current.values("moderator__username")[:1]),
-            label_at=Subquery(current.values("created_at")[:1]),
-        )
-        .filter(mild, label_level__in=_EXPLICIT_LEVELS)
+        _labelled(Prediction.objects.filter(model_version=version), _EXPLICIT_LEVELS)
+        .filter(mild)
         .select_related("item", "model_version")
         .order_by("-label_at", "-pk")
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,7 +21,7 @@ from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
     evaluation_list,
     live_report,
-    live_reports,
+    live_reports_recent,
     model_version_list,
     moderation_health,
     report_figures,
@@ -42,17 +43,17 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
     return response
 
 
-def _version_blocks() -> list[tables.VersionBlock]:
+def _version_blocks() -> tuple[list[tables.VersionBlock], datetime]:
+    """Every version's figures, and when their live part was counted."""
     versions = model_version_list()
-    return tables.version_blocks(
-        versions, evaluation_latest_by_version(data="test"), live_reports(versions)
-    )
+    live, live_at = live_reports_recent(versions)
+    return tables.version_blocks(versions, evaluation_latest_by_version(data="test"), live), live_at
 
 
 @require_GET
 @admin_required
 def overview(request: HttpRequest) -> HttpResponse:
-    blocks = _version_blocks()
+    blocks, live_at = _version_blocks()
     if request.GET.get("format") == "csv":
         return _csv("dcm-metrics.csv", tables.METRICS_HEADER, tables.metrics_csv_rows(blocks))
     points = tables.trend_points(evaluation_list(data="test"))
@@ -60,6 +61,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     context = {
         "blocks": blocks,
         "champion": next((b for b in blocks if b.version.status == "champion"), None),
+        "live_at": live_at,
         "points": points,
         "dcm_chart": line_chart(
             tables.trend_series(points, "dcm_rate"),

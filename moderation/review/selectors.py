@@ -15,6 +15,9 @@ State = ReviewState.State
 
 # Which of the champion's outputs a disagreement is about.
 MODELS = ("voter", "mlp")
+# The review page counts the waiting items up to this many and shows more as "1000+":
+# counting a million open items cost every page view over 100 ms (bench/pages.py).
+QUEUE_SIZE_SHOWN = 1000
 
 
 def review_state_list_open(*, moderator: AbstractBaseUser) -> QuerySet[ReviewState]:
@@ -35,7 +38,9 @@ def review_state_list_open(*, moderator: AbstractBaseUser) -> QuerySet[ReviewSta
 
 
 def review_queue_size(*, moderator: AbstractBaseUser) -> int:
-    return review_state_list_open(moderator=moderator).count()
+    """How many items this moderator could claim, counted up to QUEUE_SIZE_SHOWN + 1 (along
+    the claim's index, so the cost does not grow with the queue)."""
+    return review_state_list_open(moderator=moderator)[: QUEUE_SIZE_SHOWN + 1].count()
 
 
 def prediction_get_champion(*, item: MediaItem) -> Prediction | None:

@@ -14,6 +14,7 @@ from moderation.review.decorators import moderator_required
 from moderation.review.forms import DisagreementFilterForm
 from moderation.review.models import Label
 from moderation.review.selectors import (
+    QUEUE_SIZE_SHOWN,
     item_get_by_uid,
     item_label_list,
     item_prediction_list,
@@ -51,6 +52,7 @@ def _render_panel(request: HtmxHttpRequest, item: MediaItem | None) -> HttpRespo
         "summary": None if prediction is None else prediction_summary(prediction),
         "current_label": None if item is None else label_get_current(item=item),
         "queue_size": review_queue_size(moderator=request.user),
+        "queue_size_shown": QUEUE_SIZE_SHOWN,
         "rating_buttons": RATING_BUTTONS,
         "blocked_level": Label.BLOCKED,
     }

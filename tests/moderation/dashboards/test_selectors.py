@@ -1,11 +1,13 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
     live_report,
+    live_reports_recent,
     moderation_health,
     severe_down_class_items,
 )
@@ -73,6 +75,24 @@ def test_an_abstaining_expert_is_scored_on_the_items_it_spoke_on(live_case):
 def test_live_report_is_none_without_labelled_predictions(champion):
     make_prediction(make_item(), champion, suggested=PG)
     assert live_report(champion) is None
+
+
+def test_live_figures_are_reused_for_the_configured_seconds(champion, alice, settings):
+    item = make_item()
+    make_prediction(item, champion, suggested=PG)
+    make_label(item, PG, alice)
+    settings.DASHBOARD_LIVE_SECONDS = 60
+    cache.clear()
+    try:
+        counted, at = live_reports_recent([champion])
+        make_label(item, X, alice)  # a correction within the minute is not counted yet
+        assert live_reports_recent([champion]) == (counted, at)
+    finally:
+        cache.clear()
+    settings.DASHBOARD_LIVE_SECONDS = 0
+    recounted, later = live_reports_recent([champion])
+    assert recounted[champion.pk]["confusion"][3][0] == 1  # true X, suggested PG
+    assert later > at
 
 
 def test_the_severe_list_holds_explicit_items_rated_mild_by_the_champion(champion, alice):

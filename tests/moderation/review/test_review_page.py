@@ -57,6 +57,16 @@ def test_the_page_shows_the_split_and_the_queue_size(alice_client):
     assert "2 more waiting" in page
 
 
+def test_a_long_queue_is_counted_only_up_to_a_limit(alice_client, monkeypatch):
+    # The count stops past the limit: a million open items are not counted on every view.
+    monkeypatch.setattr("moderation.review.selectors.QUEUE_SIZE_SHOWN", 2)
+    monkeypatch.setattr("moderation.review.views.QUEUE_SIZE_SHOWN", 2)
+    for _ in range(5):
+        make_item()
+    page = alice_client.get("/review/").content.decode()
+    assert "2+ more waiting" in page
+
+
 def test_the_hotkeys_are_shown_on_the_page(alice_client):
     make_item()
     page = alice_client.get("/review/").content.decode()
