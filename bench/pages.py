@@ -8,14 +8,18 @@ it (gunicorn, production settings, plain HTTP straight to it), a moderator and a
 log in through the login form, then --requests GETs of `/review/` (the moderator's page: the
 claimed item, its prediction, the queue's size) and `/dashboards/` (the admin's overview of
 every version, live figures and severe items), one at a time, each on a new connection.
+Two more pages are measured the same way, apart from the headline: `/review/disagreements/`
+(the moderator's list of down-classed items, its first page and row count) and
+`/dashboards/health/` (the admin's labels per day and per moderator, the queue's size and age).
 
 Time to first byte: from sending the request to having the status line and headers (Django
 sends them with the body, once the view has run). The first requests of each page are warm-up
 (each worker connects, compiles templates; the dashboard counts its live figures, which it then
 reuses for DASHBOARD_LIVE_SECONDS): the very first is reported apart as `first_ms`.
 
-`ratio` is the small database's p95 over the big one's, for the page whose cost grows most
-(1.0: flat). The target is a p95 under 200 ms at 1,000,000 items.
+`ratio` is the small database's p95 over the big one's, for the headline page whose cost grows
+most (1.0: flat); `ratio_by_page` has it for every page. The target is a p95 under 200 ms at
+1,000,000 items for the headline pages.
 
     python bench/pages.py [--full] [--items N] [--requests 50]
 """
@@ -42,6 +46,11 @@ import record
 import review_data
 
 PAGES = {"review": ("moderator", "/review/"), "dashboard": ("admin", "/dashboards/")}
+# Measured and reported too, but not part of the headline ratio and target.
+MORE_PAGES = {
+    "disagreements": ("moderator", "/review/disagreements/"),
+    "health": ("admin", "/dashboards/health/"),
+}
 USERS = {"moderator": "bench-moderator00", "admin": "bench-admin00"}
 TARGET_P95_MS = 200.0
 WARMUP = 8  # requests per page before the measured ones
@@ -235,7 +244,7 @@ def measure(
         with gunicorn(env, args, scratch / f"{name}.log") as port:
             sessions = {role: log_in(port, USERS[role], password) for role in USERS}
             results = {}
-            for page, (role, path) in PAGES.items():
+            for page, (role, path) in {**PAGES, **MORE_PAGES}.items():
                 results[page] = page_times(port, path, sessions[role], args.requests)
                 print(f"  {name} {path}: {results[page]}", flush=True)
     return results
@@ -256,9 +265,10 @@ def main() -> None:
         small = measure("bench_pages_small", args.small_items, small_labelled, args, scratch)
         big = measure("bench_pages", args.items, args.labelled, args, scratch)
 
-    growth = {page: small[page]["ttfb_ms"]["p95"] / big[page]["ttfb_ms"]["p95"] for page in PAGES}
+    growth = {page: small[page]["ttfb_ms"]["p95"] / big[page]["ttfb_ms"]["p95"] for page in big}
     figures: dict[str, Any] = dict(big)
     figures["ratio_by_page"] = {page: round(r, 3) for page, r in growth.items()}
+    figures["headline_pages"] = list(PAGES)
     figures["target"] = {"ttfb_p95_ms": TARGET_P95_MS, "at_items": 1_000_000}
     figures["meets_target"] = all(big[page]["ttfb_ms"]["p95"] < TARGET_P95_MS for page in PAGES)
     figures["server"] = (
@@ -276,7 +286,7 @@ def main() -> None:
         },
         figures=figures,
         baseline=small,
-        ratio=min(growth.values()),
+        ratio=min(growth[page] for page in PAGES),
         out=args.out,
     )
 

@@ -63,6 +63,16 @@ class Prediction(models.Model):
                 fields=["item", "model_version"], name="one_prediction_per_version"
             )
         ]
+        indexes = [
+            # The disagreement list joins each current label to its item's predictions and
+            # compares their ratings: with the ratings in the index, counting the list reads
+            # no prediction row (half a KiB each, with the experts' JSON), 2x faster at a
+            # million items (bench/pages.py).
+            models.Index(
+                fields=["item", "model_version", "voter_rating", "mlp_rating"],
+                name="prediction_item_ratings",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.item_id} by {self.model_version_id}: level {self.suggested_rating}"

@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from moderation.dashboards import selectors
 from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
     live_report,
@@ -11,6 +12,7 @@ from moderation.dashboards.selectors import (
     moderation_health,
     severe_down_class_items,
 )
+from moderation.media.models import MediaItem
 from moderation.review.models import ReviewState
 from rating_models.metrics import rating_report
 from tests.moderation.people import make_user
@@ -183,3 +185,28 @@ def test_health_measures_the_queue_and_its_oldest_item(db):
     health = moderation_health()
     assert (health.queue_size, health.queued, health.claimed) == (3, 2, 1)
     assert timedelta(hours=4, minutes=59) < health.oldest_age < timedelta(hours=5, minutes=1)
+
+
+@pytest.mark.parametrize("oldest_from_queue_up_to", [0, 10_000], ids=["walk", "queue"])
+def test_health_finds_the_oldest_open_item_behind_older_decided_ones(
+    db, monkeypatch, oldest_from_queue_up_to
+):
+    # Both ways of finding it: walking the items oldest first, or looking up each open item.
+    monkeypatch.setattr(selectors, "OLDEST_FROM_QUEUE_UP_TO", oldest_from_queue_up_to)
+    now = timezone.now()
+    for hours, state in ((9, "done"), (8, "done"), (7, "claimed"), (6, "queued"), (1, "done")):
+        item = make_item()
+        MediaItem.objects.filter(pk=item.pk).update(received_at=now - timedelta(hours=hours))
+        ReviewState.objects.filter(item=item).update(state=state)
+
+    health = moderation_health()
+    assert (health.queue_size, health.queued, health.claimed) == (2, 1, 1)
+    assert health.oldest_queued_at == now - timedelta(hours=7)
+
+
+def test_health_of_an_empty_queue_has_no_oldest_item(db):
+    make_item()
+    ReviewState.objects.update(state=ReviewState.State.DONE)
+    health = moderation_health()
+    assert (health.queue_size, health.queued, health.claimed) == (0, 0, 0)
+    assert health.oldest_queued_at is None and health.oldest_age is None

@@ -25,6 +25,14 @@ def test_the_current_label_decides_not_a_superseded_one(alice, champion):
     assert not prediction_list_down_classed().exists()
 
 
+def test_rows_come_newest_current_label_first(alice, champion):
+    first = decided(alice, champion, label=8, voter=2, mlp=2)
+    second = decided(alice, champion, label=16, voter=2, mlp=2)
+    label_create(item=first, level=4, moderator=alice)  # a correction, still above PG13
+    rows = list(prediction_list_down_classed())
+    assert [(p.item, p.label_level) for p in rows] == [(first, 4), (second, 16)]
+
+
 def test_filters_by_rating_pair(alice, champion):
     x_as_pg13 = decided(alice, champion, label=8, voter=2, mlp=2)
     decided(alice, champion, label=16, voter=2, mlp=2)
