@@ -117,6 +117,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 # Share of new items that go to the test split, by a hash of their id.
 TEST_FRACTION = float(os.environ.get("TEST_FRACTION", "0.2"))
+# Seconds a web process trusts an API token it has looked up, instead of a query per request;
+# a client deactivated in the admin is refused within this time (0: look up every request).
+API_TOKEN_CACHE_SECONDS = float(os.environ.get("API_TOKEN_CACHE_SECONDS", "10"))
 
 # Review queue
 CLAIM_MINUTES = int(os.environ.get("CLAIM_MINUTES", "10"))

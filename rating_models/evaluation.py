@@ -10,6 +10,7 @@ import numpy as np
 
 from rating_models.bundle import Bundle, BundlePrediction
 from rating_models.examples import Example, rated
+from rating_models.experts import ExpertOutput
 from rating_models.metrics import model_report
 
 
@@ -20,15 +21,23 @@ def evaluate_bundle(
     by: str | None = None,
     bootstrap: int = 0,
     progress: bool = False,
+    outputs: dict[str, ExpertOutput] | None = None,
 ) -> dict[str, Any]:
     """The evaluation report (see `rating-models evaluate --json`).
 
     Blocked and unlabelled examples are not ratings and are only counted. An expert is scored
     on the items it did not abstain on; its `n` says how many. With `bootstrap` > 0 every
     model also gets `intervals`: 95% bootstrap intervals over that many resamples.
+    `outputs`: the bundle's experts' outputs on `examples`, computed before (stored features),
+    so that they do not run again (`Bundle.predict_from_outputs`).
     """
     scored = rated(examples)
-    prediction = bundle.predict(scored, progress=progress)
+    if outputs is None:
+        prediction = bundle.predict(scored, progress=progress)
+    else:
+        rows = [i for i, e in enumerate(examples) if e.rating is not None]  # as `rated` keeps
+        taken = {name: out.take(rows) for name, out in outputs.items()}
+        prediction = bundle.predict_from_outputs(scored, taken)
     y_true = np.array([e.rating.index for e in scored], dtype=np.int64)
     report = _report(bundle, prediction, y_true, bootstrap)
     report["excluded"] = len(examples) - len(scored)

@@ -126,8 +126,11 @@ def _item_create(request: Request) -> Response:
         metadata=data["metadata"],
     )
     queued = getattr(item, "prediction_queued", None)  # set on commit by item_create
-    item = item_get(uid=item.uid)
-    body = {**item_data(item, image_url=_image_url(request, item)), "queued": queued}
+    if not created:
+        item = item_get(uid=item.uid)  # the stored item, with its predictions and labels
+    # A new item is answered from memory: it has no prediction or label yet and its review
+    # state was just written, so reading it back would cost three queries for nothing.
+    body = {**item_data(item, image_url=_image_url(request, item), new=created), "queued": queued}
     return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

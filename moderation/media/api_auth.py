@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from time import monotonic
+
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -13,7 +16,8 @@ from moderation.media.models import ApiClient
 class ClientTokenAuthentication(BaseAuthentication):
     """Finds the active ApiClient whose token digest matches; `request.user` is that client.
 
-    Only the digest is stored, so a leaked database does not leak usable tokens.
+    Only the digest is stored, so a leaked database does not leak usable tokens. A client
+    deactivated in the admin is refused within API_TOKEN_CACHE_SECONDS.
     """
 
     keyword = b"bearer"
@@ -28,7 +32,7 @@ class ClientTokenAuthentication(BaseAuthentication):
             token = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("invalid API token") from None
-        client = ApiClient.objects.filter(token_sha256=ApiClient.digest(token), active=True).first()
+        client = _active_client(ApiClient.digest(token))
         if client is None:
             raise AuthenticationFailed("invalid or inactive API token")
         return client, None
@@ -36,6 +40,27 @@ class ClientTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Without a WWW-Authenticate challenge DRF would answer 403 instead of 401.
         return 'Bearer realm="api"'
+
+
+# digest -> (active client, monotonic time until which it is trusted). Only tokens that
+# matched an active client are kept, so the dict holds at most one entry per platform.
+_trusted: dict[str, tuple[ApiClient, float]] = {}
+
+
+def _active_client(digest: str) -> ApiClient | None:
+    """The active client with this token digest, looked up at most once every
+    API_TOKEN_CACHE_SECONDS per process: a platform sends every request with the same token,
+    and looking it up again was one query more for every item ingested."""
+    now = monotonic()
+    trusted = _trusted.get(digest)
+    if trusted is not None and now < trusted[1]:
+        return trusted[0]
+    client = ApiClient.objects.filter(token_sha256=digest, active=True).first()
+    if client is None or settings.API_TOKEN_CACHE_SECONDS <= 0:
+        _trusted.pop(digest, None)
+    else:
+        _trusted[digest] = (client, now + settings.API_TOKEN_CACHE_SECONDS)
+    return client
 
 
 class ClientTokenScheme(OpenApiAuthenticationExtension):

@@ -46,8 +46,13 @@ class MLPConfig:
     dropout: float = 0.2
     # Chance that a training row loses one modality (all experts reading it), never its last.
     modality_dropout: float = 0.3
+    # Validation loss is checked after every pass over the training rows, or after every
+    # `check_rows` rows when a pass is longer; `epochs` and `patience` count these checks, so a
+    # large training set (stored features of 100,000 items) is not run for `patience` whole
+    # passes after its best. Up to `check_rows` training rows a check is a pass.
     epochs: int = 200
     patience: int = 15
+    check_rows: int = 20_000
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -113,6 +118,8 @@ class MultimodalMLP:
         return np.concatenate(columns, axis=1)
 
     def _drop_modalities(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A copy of `x` (raw or standardised inputs) where each row, with probability
+        `modality_dropout`, loses one of its present modalities at random, never its last."""
         x = x.copy()
         modalities = sorted({s.modality for s in self.slots})
         spans: dict[str, list[tuple[int, int]]] = {m: [] for m in modalities}
@@ -120,12 +127,20 @@ class MultimodalMLP:
         for slot in self.slots:
             spans[slot.modality].append((start, start + slot.feature_size + 1))
             start += slot.feature_size + 1
+        # (M, N): whether any expert of the modality is present, from the presence flags.
+        present = np.stack(
+            [np.any([x[:, end - 1] > 0.5 for _, end in spans[m]], axis=0) for m in modalities]
+        )
+        dropped = np.full(len(x), -1)
         for row in np.flatnonzero(rng.random(len(x)) < self.config.modality_dropout):
-            present = [m for m in modalities if any(x[row, e - 1] > 0.5 for _, e in spans[m])]
-            if len(present) < 2:
+            options = np.flatnonzero(present[:, row])
+            if len(options) < 2:
                 continue
-            for begin, end in spans[rng.choice(present)]:
-                x[row, begin:end] = 0.0
+            dropped[row] = options[rng.integers(len(options))]  # the draw rng.choice makes
+        for index, modality in enumerate(modalities):
+            rows = dropped == index
+            for begin, end in spans[modality]:
+                x[rows, begin:end] = 0.0
         return x
 
     def fit(
@@ -137,7 +152,10 @@ class MultimodalMLP:
         *,
         progress: bool = False,
     ) -> dict[str, Any]:
-        """Train on cached expert inputs (from `inputs`) and class indices."""
+        """Train on cached expert inputs (from `inputs`) and class indices.
+
+        `epochs_run` and `best_epoch` count validation checks (see `MLPConfig.check_rows`).
+        """
         seed_everything(self.config.seed)
         presence = self._presence_columns(x_train)
         counts = np.maximum(presence.sum(axis=0), 1)
@@ -160,14 +178,17 @@ class MultimodalMLP:
         yv = torch.as_tensor(y_val, dtype=torch.long, device=self.device)
         yt = torch.as_tensor(y_train, dtype=torch.long, device=self.device)
 
+        # Standardised once, not every pass: an absent expert's columns standardise to zeros,
+        # so zeroing a dropped modality afterwards gives the same rows as dropping it before.
+        passes = self._passes(self._standardise(x_train), yt, rng)
+        check = min(len(x_train), max(1, self.config.check_rows))
+
         def train_batches(epoch: int):
-            # Fresh modality dropout every epoch: each row is seen with different subsets.
-            xt = torch.from_numpy(self._standardise(self._drop_modalities(x_train, rng)))
-            xt = xt.to(self.device)
-            order = torch.from_numpy(rng.permutation(len(xt)))
-            for start in range(0, len(order), self.config.batch_size):
-                rows = order[start : start + self.config.batch_size]
-                yield xt[rows], yt[rows]
+            seen = 0
+            while seen < check:
+                batch = next(passes)
+                seen += len(batch[1])
+                yield batch
 
         def val_batches():
             for start in range(0, len(xv), 1024):
@@ -197,6 +218,16 @@ class MultimodalMLP:
             "best_epoch": result.best_epoch,
             "best_val_loss": round(result.best_val_loss, 5),
         }
+
+    def _passes(self, z_train: np.ndarray, y_train: torch.Tensor, rng: np.random.Generator):
+        """Training batches without end, pass after pass over the standardised rows."""
+        while len(z_train):
+            # Fresh modality dropout every pass: each row is seen with different subsets.
+            xt = torch.from_numpy(self._drop_modalities(z_train, rng)).to(self.device)
+            order = torch.from_numpy(rng.permutation(len(xt)))
+            for start in range(0, len(order), self.config.batch_size):
+                rows = order[start : start + self.config.batch_size]
+                yield xt[rows], y_train[rows]
 
     @torch.inference_mode()
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -217,3 +217,19 @@ def test_bootstrap_has_no_severe_interval_without_explicit_items():
     intervals = bootstrap_intervals([0, 1, 2, 0], [0, 0, 2, 1], samples=50)
     assert intervals["severe_dcm_rate"] is None
     assert intervals["dcm_rate"] is not None
+
+
+def test_bootstrap_macro_f1_interval_is_sklearns_over_the_same_resamples():
+    from rating_models.metrics import bootstrap_intervals
+
+    rng = np.random.default_rng(5)
+    y_true = rng.choice(5, size=301, p=[0.7, 0.15, 0.1, 0.03, 0.02])  # rare classes go missing
+    y_pred = np.where(rng.random(301) < 0.6, y_true, rng.integers(0, 5, size=301))
+    draws = np.random.default_rng(3)
+    resamples = [draws.integers(0, 301, size=301) for _ in range(80)]
+    f1s = [
+        f1_score(y_true[r], y_pred[r], labels=range(5), average="macro", zero_division=0)
+        for r in resamples
+    ]
+    expected = [float(v) for v in np.percentile(f1s, [2.5, 97.5])]
+    assert bootstrap_intervals(y_true, y_pred, samples=80, seed=3)["macro_f1"] == expected

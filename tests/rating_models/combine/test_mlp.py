@@ -66,3 +66,24 @@ def test_save_and_load_predict_identically(tmp_path):
     mlp.save(tmp_path / "mlp")
     loaded = MultimodalMLP.load(tmp_path / "mlp")
     np.testing.assert_array_equal(mlp.predict_proba(x), loaded.predict_proba(x))
+
+
+def training_steps(n: int, config: MLPConfig) -> int:
+    """Training batches one fit runs on `n` rows."""
+    mlp = MultimodalMLP(SLOTS, config)
+    steps = []
+    mlp.net.register_forward_hook(lambda net, *_: steps.append(1) if net.training else None)
+    x = mlp.inputs(outputs(n))
+    y = np.arange(n) % 5
+    mlp.fit(x, y, x[:20], y[:20])
+    return len(steps)
+
+
+def test_a_pass_over_the_training_rows_is_one_check_up_to_check_rows():
+    config = MLPConfig(epochs=3, patience=10, batch_size=50, check_rows=400)
+    assert training_steps(400, config) == 3 * 8
+
+
+def test_a_larger_training_set_is_checked_every_check_rows_rows():
+    config = MLPConfig(epochs=3, patience=10, batch_size=50, check_rows=100)
+    assert training_steps(400, config) == 3 * 2  # three checks of 100 rows, not three passes
