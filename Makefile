@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BUNDLE := var/bundles/default
 DATA := data/ratings
 
-.PHONY: install demo test test-fast lint format bundle evaluate clean
+.PHONY: install demo test test-fast lint format bundle evaluate bench bench-full bench-setup clean
 
 install: $(STAMP)
 
@@ -46,6 +46,24 @@ bundle: $(STAMP)
 
 evaluate: $(STAMP)
 	$(BIN)/rating-models evaluate $(BUNDLE) $(DATA)/test.jsonl --by source
+
+# Benchmarks (bench/*.py): each prints its figures against a baseline measured in the same run
+# and writes bench/results/<name>.json. `make bench` takes under 10 minutes here; `bench-full`
+# runs the sizes BENCHMARKS.md's targets name; `bench-setup` times `make bundle` and a first and
+# second `make demo` in a fresh clone of this checkout.
+BENCHES := inference queue ingest retrain pages
+
+bench: $(STAMP) $(BUNDLE)/manifest.json
+	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py; done
+
+bench-full: $(STAMP) $(BUNDLE)/manifest.json
+	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py --full; done
+
+bench-setup: $(STAMP)
+	$(BIN)/python bench/setup.py
+
+$(BUNDLE)/manifest.json:
+	$(MAKE) bundle
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ which, before any of it is used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -122,11 +123,42 @@ class Bundle:
             parts.append(self._predict_chunk([]))
         return _concatenate(parts)
 
+    def predict_from_outputs(
+        self, examples: Sequence[Example], outputs: dict[str, ExpertOutput]
+    ) -> BundlePrediction:
+        """What `predict` says, from every expert's output computed earlier (stored features).
+
+        The experts run again only on the examples with a negative prompt, rated without it:
+        the MLP's guard needs that rating, which is not stored.
+        """
+        rows = np.array(
+            [i for i, e in enumerate(examples) if e.negative_prompt.strip()], dtype=np.int64
+        )
+        stripped_outputs: dict[str, ExpertOutput | None] = {}
+        stripped_rows: dict[str, np.ndarray] = {}
+        for name, expert in self.experts.items():
+            if expert.reads_negative_prompt and len(rows):
+                stripped = [dataclasses.replace(examples[i], negative_prompt="") for i in rows]
+                stripped_outputs[name], stripped_rows[name] = expert.predict(stripped), rows
+            else:
+                stripped_outputs[name], stripped_rows[name] = None, np.zeros(0, dtype=np.int64)
+        return self._combine(examples, outputs, stripped_outputs, stripped_rows)
+
     def _predict_chunk(self, examples: Sequence[Example]) -> BundlePrediction:
         outputs, stripped_outputs, stripped_rows = {}, {}, {}
         for name, expert in self.experts.items():
             out, stripped, rows = expert.predict_guarded(examples)
             outputs[name], stripped_outputs[name], stripped_rows[name] = out, stripped, rows
+        return self._combine(examples, outputs, stripped_outputs, stripped_rows)
+
+    def _combine(
+        self,
+        examples: Sequence[Example],
+        outputs: dict[str, ExpertOutput],
+        stripped_outputs: dict[str, ExpertOutput | None],
+        stripped_rows: dict[str, np.ndarray],
+    ) -> BundlePrediction:
+        """The voter, the MLP and the suggestion from the experts' (guarded) outputs."""
         votes = vote(np.stack([outputs[n].ratings for n in self.voter], axis=1))
         mlp_probs = self.mlp.predict_proba(self.mlp.inputs(outputs))
         mlp_probs = self._guard_mlp(examples, outputs, stripped_outputs, stripped_rows, mlp_probs)
@@ -207,9 +239,12 @@ class Bundle:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, *, device: str | None = None) -> Bundle:
+    def load(
+        cls, directory: str | Path, *, device: str | None = None, runtime: str | None = None
+    ) -> Bundle:
         """Load and verify a bundle; `device` ("cpu", "cuda", "auto") overrides where its
-        experts and MLP run, so one bundle serves CPU and GPU workers."""
+        experts and MLP run, so one bundle serves CPU and GPU workers, and `runtime` how its
+        transformer experts run their encoders (see `rating_models.experts.runtime`)."""
         directory = Path(directory)
         manifest = read_manifest(directory)
         verify_files(directory, manifest)
@@ -217,7 +252,7 @@ class Bundle:
         for record in manifest["experts"]:
             path = _inside(directory, record.get("path", ""))
             try:
-                expert = load_expert(path, device=device)
+                expert = load_expert(path, device=device, runtime=runtime)
             except ExpertError as error:
                 raise BundleError(f"bundle {directory}: {error}") from None
             if expert.feature_size != record.get("feature_size"):

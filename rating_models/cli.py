@@ -12,6 +12,11 @@ from typing import Any
 
 from rating_models.ratings import LABELS
 
+RUNTIME_HELP = (
+    "how the transformer experts run their encoders: auto (the default: fp16 on CUDA, bf16 "
+    "on a CPU with bf16 units, else torch), torch, torch-fp16, torch-bf16, onnx or onnx-int8"
+)
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -54,11 +59,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="add 95%% bootstrap intervals from N resamples (e.g. 1000)",
     )
     evaluate.add_argument("--by", choices=["source"], help="also report per value of this field")
+    evaluate.add_argument("--runtime", help=RUNTIME_HELP)
 
     predict = commands.add_parser("predict", help="rate examples with a bundle")
     predict.add_argument("bundle", type=Path, help="bundle directory")
     predict.add_argument("data", type=Path, help="examples (.jsonl/.csv); ratings are not needed")
     predict.add_argument("--out", type=Path, help="JSONL file to write (default: standard output)")
+    predict.add_argument("--runtime", help=RUNTIME_HELP)
 
     baseline = commands.add_parser(
         "baseline", help="score the TF-IDF + logistic regression baseline"
@@ -134,7 +141,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rating_models.evaluation import evaluate_bundle
     from rating_models.examples import load_examples
 
-    bundle = Bundle.load(args.bundle)
+    bundle = Bundle.load(args.bundle, runtime=args.runtime)
     report = evaluate_bundle(
         bundle,
         load_examples(args.data),
@@ -151,7 +158,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from rating_models.bundle import Bundle
     from rating_models.examples import load_examples
 
-    bundle = Bundle.load(args.bundle)
+    bundle = Bundle.load(args.bundle, runtime=args.runtime)
     examples = load_examples(args.data)
     prediction = bundle.predict(examples, progress=True)
     out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout

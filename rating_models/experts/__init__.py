@@ -33,8 +33,14 @@ def build_expert(name: str, kind: str, config: dict[str, Any] | None = None) -> 
     return expert_class(kind).from_config(name, config)
 
 
-def load_expert(directory: str | Path, *, device: str | None = None) -> Expert:
-    """Load an expert saved with `Expert.save`, on `device` ("cpu", "cuda", "auto") if given."""
+def load_expert(
+    directory: str | Path, *, device: str | None = None, runtime: str | None = None
+) -> Expert:
+    """Load an expert saved with `Expert.save`, on `device` ("cpu", "cuda", "auto") if given.
+
+    `runtime` picks how a transformer expert's encoder runs at inference ("auto", "torch",
+    "torch-fp16", "torch-bf16", "onnx", "onnx-int8"); experts without one ignore it.
+    """
     directory = Path(directory)
     try:
         record = json.loads((directory / EXPERT_FILE).read_text())
@@ -44,8 +50,9 @@ def load_expert(directory: str | Path, *, device: str | None = None) -> Expert:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ExpertError(f"{directory / EXPERT_FILE}: unreadable ({error})") from None
     cls = expert_class(kind)
-    if device is not None and "device" in {f.name for f in dataclasses.fields(cls.Config)}:
-        config = {**config, "device": device}
+    settings = {f.name for f in dataclasses.fields(cls.Config)}
+    overrides = {"device": device, "runtime": runtime}
+    config = {**config, **{k: v for k, v in overrides.items() if v is not None and k in settings}}
     try:
         return cls.restore(name, config, directory)
     except ExpertError:

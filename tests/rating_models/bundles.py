@@ -29,9 +29,15 @@ def lstm_bundle_config() -> dict:
     }
 
 
-def transformer_bundle_config(backbone: str) -> dict:
+def transformer_bundle_config(backbone: str, runtime: str = "auto") -> dict:
     """The fast preset's five experts, with a tiny random backbone instead of MiniLM."""
-    tiny = {"backbone": backbone, "head_hidden": 16, "epochs": 15, "patience": 15}
+    tiny = {
+        "backbone": backbone,
+        "head_hidden": 16,
+        "epochs": 15,
+        "patience": 15,
+        "runtime": runtime,
+    }
     return {
         "experts": [
             {"name": "tag_rules", "kind": "tag_rules", "config": {}},

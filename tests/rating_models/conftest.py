@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from rating_models.experts.runtime import CACHE_ENV
 
 # Enough words for the toy data sets: safe ones, explicit ones, and filler for long prompts.
 _SENTENCES = [
@@ -33,6 +36,15 @@ _SENTENCES = [
     "an astronaut riding a horse on the moon",
     "word " * 20,
 ] * 3
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX graphs go to a temporary folder, not the user's cache."""
+    directory = tmp_path_factory.mktemp("runtime_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(directory))
+        yield directory
 
 
 @pytest.fixture(scope="session")

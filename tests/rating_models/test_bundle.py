@@ -170,3 +170,32 @@ def test_blocked_items_are_not_trained_on_as_ratings(tmp_path):
     bundle = train_bundle(train, toy_examples(1, "v"), config=config)
     assert bundle.manifest["training_data"]["n_train"] == len(toy_examples())
     assert Rating.X.label in bundle.manifest["training_data"]["class_counts"]
+
+
+def mixed_examples() -> list[Example]:
+    """Toy items, some with a negative prompt, one with no tags."""
+    items = toy_examples(1, "o")
+    items[1] = Example("n1", "a cat on a sofa", "nsfw, nude, naked explicit", (("cat", 0.9),))
+    items[5] = Example("n2", "nude woman on a bed", "blurry", (("nude", 0.9),))
+    items[6] = Example("g", "explicit nude photo")
+    return items
+
+
+def test_predicting_from_the_experts_outputs_says_what_predict_says(saved):
+    bundle = saved[0]
+    items = mixed_examples()
+    predicted = bundle.predict(items)
+    combined = bundle.predict_from_outputs(items, predicted.experts)
+    for part in ("voter", "mlp_probs", "mlp", "suggested"):
+        np.testing.assert_array_equal(getattr(combined, part), getattr(predicted, part), part)
+
+
+def test_an_evaluation_from_the_experts_outputs_reports_what_predicting_reports(saved):
+    from rating_models.evaluation import evaluate_bundle
+
+    bundle = saved[0]
+    items = [*mixed_examples(), Example("u", "a dog in the park")]  # unlabelled: left out
+    outputs = bundle.predict(items).experts
+    assert evaluate_bundle(bundle, items, outputs=outputs, bootstrap=20) == evaluate_bundle(
+        bundle, items, bootstrap=20
+    )

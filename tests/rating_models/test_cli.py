@@ -105,6 +105,15 @@ def test_predict_writes_one_json_line_per_item(files, tmp_path):
     assert set(lines[0]["experts"]) == {"tag_rules", "lstm", "lstm_tags"}
 
 
+def test_evaluate_and_predict_take_the_runtime_of_the_transformer_experts(files, tmp_path):
+    # This bundle has no transformer expert: the runtime is accepted and changes nothing.
+    out = tmp_path / "predictions.jsonl"
+    args = [str(files["bundle"]), str(files["test"]), "--runtime", "onnx-int8"]
+    assert main(["evaluate", *args, "--json"]) == 0
+    assert main(["predict", *args, "--out", str(out)]) == 0
+    assert out.read_text().count("\n") == len(toy_examples(1))
+
+
 def test_a_bad_data_file_is_a_clear_error_naming_file_and_line(files, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "prompt": "x", "rating": "PG"}\n{"id": "b", "rating": "PG-14"}\n')

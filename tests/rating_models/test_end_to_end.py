@@ -28,7 +28,8 @@ def corpus_slice(split: str, per_class: int) -> list:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_backbone):
     directory = tmp_path_factory.mktemp("e2e") / "bundle"
-    config = BundleConfig.from_preset("fast", transformer_bundle_config(tiny_backbone))
+    # fp32 torch, the runtime the experts train in: reloading must change nothing at all.
+    config = BundleConfig.from_preset("fast", transformer_bundle_config(tiny_backbone, "torch"))
     test = corpus_slice("test", 8)
     bundle = train_bundle(
         corpus_slice("train", 30), corpus_slice("val", 10), config=config, out=directory, test=test
@@ -47,6 +48,15 @@ def test_a_bundle_trained_on_real_data_reloads_and_predicts_identically(trained)
         np.testing.assert_allclose(
             before.experts[name].probs, after.experts[name].probs, rtol=1e-6, atol=1e-7
         )
+
+
+def test_the_default_runtime_rates_as_the_fp32_model_does(trained):
+    bundle, directory, test = trained
+    fp32, auto = bundle.predict(test), Bundle.load(directory, runtime="auto").predict(test)
+    np.testing.assert_array_equal(auto.suggested, fp32.suggested)
+    for name in ("text", "text_tags"):
+        np.testing.assert_array_equal(auto.experts[name].ratings, fp32.experts[name].ratings)
+        np.testing.assert_allclose(auto.experts[name].probs, fp32.experts[name].probs, atol=0.01)
 
 
 def test_every_expert_speaks_on_corpus_items_except_the_image_expert(trained):

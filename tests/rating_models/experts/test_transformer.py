@@ -139,7 +139,9 @@ def test_save_then_load_gives_identical_predictions(
     toy_val: list[Example],
     tmp_path: Path,
 ) -> None:
-    expert = make_expert(tiny_backbone, mode=mode, epochs=2, patience=2)
+    # fp32 torch, the runtime it trains in, so that nothing but persistence can differ
+    # (test_runtime.py compares the other runtimes with it).
+    expert = make_expert(tiny_backbone, mode=mode, epochs=2, patience=2, runtime="torch")
     expert.fit(toy_train, toy_val)
     before = expert.predict(toy_val)
     expert.save(tmp_path)
@@ -238,6 +240,25 @@ def test_a_5000_word_prompt_is_truncated_instead_of_failing(
     output = frozen_expert.predict([long])
     assert output.probs.shape == (1, 5)
     assert not output.abstain[0]
+
+
+def test_inference_batches_cover_every_item_once_with_little_padding(
+    frozen_expert: TransformerExpert,
+) -> None:
+    lengths = [3, 40, 12, 12, 13, 39, 5, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 100, 11, 30]
+    encodings = [{"input_ids": [1] * n, "attention_mask": [1] * n} for n in lengths]
+    frozen_expert.config.encode_batch_size = 8
+    try:
+        batches = [rows for rows, _ in frozen_expert._sorted_batches(encodings)]
+    finally:
+        frozen_expert.config.encode_batch_size = 64
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    longest_first = [lengths[rows[0]] for rows in batches]
+    assert longest_first == sorted(longest_first, reverse=True)
+    for rows in batches:
+        batch = [lengths[i] for i in rows]
+        assert len(batch) <= 8
+        assert min(batch) >= 0.75 * max(batch)
 
 
 def test_minilm_backbone_resolves_to_the_packaged_checkpoint() -> None:
