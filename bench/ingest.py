@@ -24,8 +24,6 @@ import contextlib
 import http.client
 import json
 import os
-import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +51,7 @@ def parse_args():
     parser.add_argument("--clients", type=int, default=8, help="concurrent client connections")
     parser.add_argument(
         "--postgres",
-        default="postgres://postgres@127.0.0.1:5432/postgres",
+        default=record.POSTGRES,
         help="a PostgreSQL server; the benchmark creates and drops its own databases there",
     )
     parser.add_argument(
@@ -91,47 +89,6 @@ def corpus_items(n: int) -> list[dict[str, str]]:
 # -- PostgreSQL, Redis and the processes --------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(server: str, name: str) -> Iterator[str]:
-    """A fresh database on the server, dropped at the end; yields its URL."""
-    base = server.rsplit("/", 1)[0]
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def environment(database_url: str, broker_url: str, scratch: Path) -> dict[str, str]:
-    """The production settings' environment, plain HTTP straight to gunicorn."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "SECURE_", "MEDIA_", "DATABASE_"))
-    }
-    (scratch / "static").mkdir(exist_ok=True)
-    env.update(
-        DJANGO_SETTINGS_MODULE="moderation.settings_production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=database_url,
-        CELERY_BROKER_URL=broker_url,
-        MODERATION_VAR_DIR=str(scratch / "var"),
-        STATIC_ROOT=str(scratch / "static"),
-        MEDIA_ROOT=str(scratch / "media"),
-        BUNDLE_DIR=str(scratch / "bundles"),
-        SECURE_SSL_REDIRECT="0",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 def manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -143,12 +100,6 @@ def manage(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -348,11 +299,11 @@ def main() -> None:
     broker.flushdb()
     scratch = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     with (
-        database(args.postgres, "bench_ingest") as api_url,
-        database(args.postgres, "bench_ingest_bulk") as bulk_url,
+        record.database("bench_ingest", args.postgres) as api_url,
+        record.database("bench_ingest_bulk", args.postgres) as bulk_url,
     ):
-        api_env = environment(api_url, args.redis, scratch)
-        bulk_env = environment(bulk_url, args.redis, scratch)
+        api_env = record.environment(api_url, scratch, args.redis)
+        bulk_env = record.environment(bulk_url, scratch, args.redis)
         print("migrating two fresh databases", flush=True)
         migrations = [
             subprocess.Popen(
@@ -366,7 +317,7 @@ def main() -> None:
             raise SystemExit("migrate failed")
         token = manage(api_env, "api_client", SOURCE).strip()
 
-        port = free_port()
+        port = record.free_port()
         log = scratch / "gunicorn.log"
         print(
             f"gunicorn: {args.workers} workers x {args.threads} threads on port {port}; "

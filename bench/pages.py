@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +41,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import record
-import review_data
 
 PAGES = {"review": ("moderator", "/review/"), "dashboard": ("admin", "/dashboards/")}
 # Measured and reported too, but not part of the headline ratio and target.
@@ -81,32 +78,6 @@ def parse_args() -> Any:
 # -- the server ----------------------------------------------------------------------------------
 
 
-def environment(database_url: str, scratch: Path) -> dict[str, str]:
-    """The production settings' environment, plain HTTP straight to gunicorn."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "SECURE_", "MEDIA_", "DATABASE_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="moderation.settings_production",
-        SECRET_KEY="bench-pages-" + secrets.token_urlsafe(40),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=database_url,
-        CELERY_BROKER_URL="memory://",  # the pages queue nothing
-        MODERATION_VAR_DIR=str(scratch / "var"),
-        STATIC_ROOT=str(scratch / "static"),
-        MEDIA_ROOT=str(scratch / "media"),
-        BUNDLE_DIR=str(scratch / "bundles"),
-        SECURE_SSL_REDIRECT="0",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 def run(env: dict[str, str], *command: str) -> str:
     done = subprocess.run(command, cwd=record.ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -114,16 +85,10 @@ def run(env: dict[str, str], *command: str) -> str:
     return done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], args: Any, log: Path) -> Iterator[int]:
     """The web process of deploy/Procfile on a free port, stopped at the end; yields the port."""
-    port = free_port()
+    port = record.free_port()
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "moderation.wsgi",
@@ -235,8 +200,8 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Fill a fresh database, serve it, and time each page's TTFB."""
     password = secrets.token_urlsafe(16)
-    with review_data.database(name) as url:
-        env = environment(url, scratch)
+    with record.database(name) as url:
+        env = record.environment(url, scratch)
         start = time.monotonic()
         filling = [sys.executable, "bench/review_data.py", "--items", str(items)]
         run(env, *filling, "--labelled", str(labelled), "--password", password)
@@ -259,7 +224,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as folder:
         scratch = Path(folder)
         # The production settings serve hashed static files named in a manifest.
-        env = environment(review_data.SERVER, scratch)
+        env = record.environment(record.POSTGRES, scratch)
         run(env, sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0")
         small_labelled = args.small_items * args.labelled // args.items
         small = measure("bench_pages_small", args.small_items, small_labelled, args, scratch)

@@ -314,7 +314,7 @@ def main() -> None:
         f"4 phases of {args.seconds:g} s"
     )
     runs: dict[str, dict[str, Any]] = {"ours": {}, "naive": {}}
-    with review_data.database(DATABASE) as url:
+    with record.database(DATABASE) as url:
         review_data.django_setup(url)
         start = time.monotonic()
         people = [u.pk for u in review_data.moderators_create(args.moderators)]

@@ -1,4 +1,5 @@
-"""What every benchmark shares: the machine it ran on, percentiles, and its results file.
+"""What every benchmark shares: the machine it ran on, percentiles, its results file, and the
+scratch databases and server environments the benchmarks start.
 
 Each benchmark prints its figures and writes `bench/results/<name>.json`:
 
@@ -11,12 +12,15 @@ Each benchmark prints its figures and writes `bench/results/<name>.json`:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import secrets
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +101,62 @@ def write(
     print(json.dumps(result, indent=2))
     print(f"{name}: {ratio:.2f}x the baseline; written to {path}")
     return path
+
+
+# -- databases and servers the benchmarks start ------------------------------------------------
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def database(name: str, server: str = POSTGRES) -> Iterator[str]:
+    """A fresh database on the server, dropped at the end; yields its URL."""
+    import psycopg
+
+    base = server.rsplit("/", 1)[0]
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        if "django.db" in sys.modules:  # this process's own connections to it, if any
+            from django.db import connections
+
+            connections.close_all()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def environment(database_url: str, scratch: Path, broker_url: str = "memory://") -> dict:
+    """The production settings' environment for a server process, plain HTTP straight to it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "SECURE_", "MEDIA_", "DATABASE_"))
+    }
+    (scratch / "static").mkdir(parents=True, exist_ok=True)
+    env.update(
+        DJANGO_SETTINGS_MODULE="moderation.settings_production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker_url,
+        MODERATION_VAR_DIR=str(scratch / "var"),
+        STATIC_ROOT=str(scratch / "static"),
+        MEDIA_ROOT=str(scratch / "media"),
+        BUNDLE_DIR=str(scratch / "bundles"),
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

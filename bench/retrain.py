@@ -44,7 +44,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import psycopg
 import record
 
 BUNDLE = record.ROOT / "var" / "bundles" / "default"
@@ -73,7 +72,7 @@ def parse_args():
     )
     parser.add_argument(
         "--postgres",
-        default="postgres://postgres@127.0.0.1:5432/postgres",
+        default=record.POSTGRES,
         help="a PostgreSQL server; the benchmark creates and drops its database there",
     )
     args = parser.parse_args()
@@ -93,23 +92,6 @@ def parse_args():
     if not (BUNDLE / "manifest.json").is_file():
         parser.error(f"no bundle at {BUNDLE}: run `make bundle` first")
     return args
-
-
-@contextlib.contextmanager
-def database(server: str, name: str) -> Iterator[str]:
-    """A fresh database on the server, dropped at the end; yields its URL."""
-    base = server.rsplit("/", 1)[0]
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def django_setup(database_url: str, device: str, scratch: Path) -> None:
@@ -326,7 +308,7 @@ def recompute(champion, n_rows: int) -> float:
 def main() -> None:
     args = parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-retrain-"))
-    with database(args.postgres, "bench_retrain") as url:
+    with record.database("bench_retrain", args.postgres) as url:
         django_setup(url, args.device, scratch)
         from moderation.inference import services as inference
 

@@ -20,36 +20,19 @@ in a subprocess for each size, with the production settings the server will use)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 import record  # noqa: F401  (puts the project on sys.path)
 
-SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 LEVELS = (1, 2, 4, 8, 16)
 # Cumulative shares of PG, PG13, R, X (XXX takes the rest): the corpus's skew.
 SHARES = (0.80, 0.94, 0.99, 0.996)
 EXPERTS = ("tag_rules", "lstm", "minilm")
 CONFIDENCE = 0.7  # probability of a model's own rating; the rest is spread evenly
-
-
-@contextlib.contextmanager
-def database(name: str, server: str = SERVER) -> Iterator[str]:
-    """A fresh database on the server, dropped at the end; yields its URL."""
-    base = server.rsplit("/", 1)[0]
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def django_setup(database_url: str) -> None:

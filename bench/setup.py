@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,15 +31,9 @@ TARGETS_S = {"demo_first_s": 15 * 60, "demo_second_s": 60, "bundle_s": 10 * 60}
 ANNOUNCED = "The demo is running:"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def demo_until_url(clone: Path, timeout: float = 30 * 60) -> tuple[float, dict[str, float]]:
     """Seconds from `make demo` to the printed URL, and seconds at which each step began."""
-    env = {**os.environ, "DEMO_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DEMO_PORT": str(record.free_port()), "PYTHONUNBUFFERED": "1"}
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)  # the embedded default, as a new user gets it
     start = time.perf_counter()
