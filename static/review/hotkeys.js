@@ -22,6 +22,10 @@
     event.preventDefault();
     // A decision is on its way: a second key would decide the next item blind.
     if (panel.querySelector(".htmx-request") || panel.classList.contains("htmx-request")) return;
+    // htmx wires swapped-in content only when it settles, a few milliseconds after the swap:
+    // a key pressed in between would post the form natively and reload the whole page.
+    // Processing an already wired form again is a no-op.
+    if (window.htmx) window.htmx.process(panel);
     button.classList.add("is-pressed");
     button.click();
   });

@@ -152,3 +152,41 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server):
     for item, split in ((beach, "test"), (bedroom, "train"), (unpredicted, "train")):
         item.refresh_from_db()
         assert item.split == split
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_pressed_the_moment_the_next_item_appears_stays_on_the_page(live_server):
+    """htmx wires a swapped-in form only when the swap settles; a key pressed before that
+    must still go through htmx, not post the form natively and reload the page. The settle
+    delay is stretched to three seconds so the key always lands inside that window."""
+    make_user("bob", "moderators")
+    champion = make_version("2026-11-26-a")
+    first, second, third = (
+        make_item(source="api", external_id=f"gen-{n}", prompt=f"a lighthouse, study {n}")
+        for n in range(3)
+    )
+    for item in (first, second, third):
+        make_prediction(item, champion, experts={"lstm": 1}, voter=1, mlp=1)
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page()
+        page.goto(f"{live_server.url}/review/")
+        page.fill("#id_username", "bob")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        panel_shows(page, first)
+        page.wait_for_load_state("load")
+        page.evaluate("htmx.config.defaultSettleDelay = 3000; window.stillTheSamePage = true")
+
+        page.keyboard.press("1")
+        panel_shows(page, second)
+        page.keyboard.press("2")  # before the swap has settled
+        panel_shows(page, third)
+        assert page.evaluate("window.stillTheSamePage") is True
+        browser.close()
+
+    assert sorted(Label.objects.values_list("item__external_id", "level")) == [
+        ("gen-0", 1),
+        ("gen-1", 2),
+    ]
