@@ -15,15 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from moderation.demo.chromium import launch
 
 
 def main() -> None:
@@ -36,9 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(args.url.rstrip("/") + "/review/")
         page.fill("#id_username", args.username)

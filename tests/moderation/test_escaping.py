@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from moderation.demo.chromium import launch
 from moderation.review.services import label_create
-from tests.moderation.browser import launch
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.review.conftest import make_item, make_prediction, make_version
 

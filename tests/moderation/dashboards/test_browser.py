@@ -16,8 +16,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
+from moderation.demo.chromium import launch
 from moderation.inference.models import ModelVersion
-from tests.moderation.browser import launch
 
 from .conftest import (
     PASSWORD,

@@ -18,8 +18,8 @@ from django.core.files.base import ContentFile
 from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
+from moderation.demo.chromium import launch
 from moderation.review.models import Label
-from tests.moderation.browser import launch
 from tests.moderation.people import PASSWORD, make_user
 
 from .conftest import make_item, make_prediction, make_version

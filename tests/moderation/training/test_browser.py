@@ -16,9 +16,9 @@ import pytest
 import redis
 from playwright.sync_api import expect, sync_playwright
 
+from moderation.demo.chromium import launch
 from moderation.inference.models import ModelVersion
 from moderation.training.models import TrainingRun
-from tests.moderation.browser import launch
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.worker import broker, worker
 
