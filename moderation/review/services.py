@@ -55,10 +55,19 @@ def item_claim_next(*, moderator: AbstractBaseUser) -> MediaItem | None:
         return held.item
     until = now + timedelta(minutes=settings.CLAIM_MINUTES)
     if connection.features.has_select_for_update_skip_locked:
+        # A claim is a lease, not a record: were the server to crash in the moment before its
+        # commit reaches the disk, the item would simply be open again, and a decision checks
+        # who holds the item anyway. So a claim committed on its own does not wait for the
+        # flush; inside a caller's transaction it must not, as that would cover their writes.
+        lease_only = connection.vendor == "postgresql" and not connection.in_atomic_block
         with transaction.atomic():
+            if lease_only:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
             state = (
                 review_state_list_open(moderator=moderator)
-                .select_for_update(skip_locked=True)
+                .select_related("item")
+                .select_for_update(skip_locked=True, of=("self",))
                 .first()
             )
             if state is None:

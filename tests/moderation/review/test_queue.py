@@ -1,6 +1,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from moderation.review.models import ReviewState
@@ -87,3 +89,32 @@ def test_an_expired_claim_returns_to_the_queue(alice, bob):
     assert item_claim_next(moderator=bob) == item
     state = ReviewState.objects.get(item=item)
     assert state.claimed_by == bob
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_on_its_own_skips_the_commit_flush_but_never_inside_a_callers_transaction(
+    alice, bob
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is a PostgreSQL setting")
+    first, second = make_item(), make_item()
+    before = _synchronous_commit()
+
+    with CaptureQueriesContext(connection) as alone:
+        assert item_claim_next(moderator=alice) == first
+    assert "SET LOCAL synchronous_commit TO OFF" in [q["sql"] for q in alone.captured_queries]
+    assert _synchronous_commit() == before  # LOCAL: it ended with the claim's transaction
+    # The claim reads its item with the row it locks, not in a query of its own.
+    statements = [q["sql"].split()[0] for q in alone.captured_queries]
+    assert statements == ["SELECT", "BEGIN", "SET", "SELECT", "UPDATE", "COMMIT"]
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        assert item_claim_next(moderator=bob) == second
+        assert _synchronous_commit() == before
+    assert not any(q["sql"].startswith("SET") for q in inside.captured_queries)
