@@ -20,7 +20,6 @@ absolute rate: at least 300 items/s on this machine.
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
 import json
 import os
@@ -29,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,53 +99,6 @@ def manage(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int, threads: int, log: Path) -> Iterator:
-    command = [
-        str(Path(sys.executable).with_name("gunicorn")),
-        "moderation.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--timeout",
-        "60",
-    ]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, cwd=record.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_serving(port: int, token: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request(
-                "GET", "/api/v1/items/?limit=1", headers={"Authorization": f"Bearer {token}"}
-            )
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"gunicorn did not answer within 60 s:\n{log.read_text()}")
 
 
 def cpu_seconds(match: Callable[[str], bool]) -> float:
@@ -317,22 +269,28 @@ def main() -> None:
             raise SystemExit("migrate failed")
         token = manage(api_env, "api_client", SOURCE).strip()
 
-        port = record.free_port()
         log = scratch / "gunicorn.log"
-        print(
-            f"gunicorn: {args.workers} workers x {args.threads} threads on port {port}; "
-            f"{args.clients} clients, {len(measured)} items",
-            flush=True,
+        serving = record.gunicorn(
+            api_env,
+            workers=args.workers,
+            threads=args.threads,
+            log=log,
+            ready_path="/api/v1/items/?limit=1",
+            ready_headers={"Authorization": f"Bearer {token}"},
         )
-        # CPU per item, less noisy than the rate on a shared machine: the web workers, the
-        # PostgreSQL backends serving the benchmark's database and this process's client
-        # threads (Redis's share is negligible).
-        watched = {
-            "gunicorn": lambda c: "gunicorn" in c and f"127.0.0.1:{port}" in c,
-            "postgres": lambda c: c.startswith("postgres: ") and " bench_ingest " in c,
-        }
-        with gunicorn(api_env, port, args.workers, args.threads, log) as process:
-            wait_until_serving(port, token, process, log)
+        with serving as (port, _):
+            print(
+                f"gunicorn: {args.workers} workers x {args.threads} threads on port {port}; "
+                f"{args.clients} clients, {len(measured)} items",
+                flush=True,
+            )
+            # CPU per item, less noisy than the rate on a shared machine: the web workers, the
+            # PostgreSQL backends serving the benchmark's database and this process's client
+            # threads (Redis's share is negligible).
+            watched = {
+                "gunicorn": lambda c: "gunicorn" in c and f"127.0.0.1:{port}" in c,
+                "postgres": lambda c: c.startswith("postgres: ") and " bench_ingest " in c,
+            }
             post_items(port, token, warmup, args.clients)
             before = {name: cpu_seconds(match) for name, match in watched.items()}
             client_began = time.process_time()

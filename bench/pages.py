@@ -26,7 +26,6 @@ most (1.0: flat); `ratio_by_page` has it for every page. The target is a p95 und
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import re
 import secrets
@@ -34,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -83,49 +81,6 @@ def run(env: dict[str, str], *command: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict[str, str], args: Any, log: Path) -> Iterator[int]:
-    """The web process of deploy/Procfile on a free port, stopped at the end; yields the port."""
-    port = record.free_port()
-    command = [
-        str(Path(sys.executable).with_name("gunicorn")),
-        "moderation.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--timeout",
-        "120",
-    ]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, cwd=record.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if request(port, "GET", "/accounts/login/").status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not answer within 60 s:\n{log.read_text()}")
-            time.sleep(0.3)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -206,7 +161,8 @@ def measure(
         filling = [sys.executable, "bench/review_data.py", "--items", str(items)]
         run(env, *filling, "--labelled", str(labelled), "--password", password)
         print(f"  {name}: {items:,} items, {labelled:,} labels in {time.monotonic() - start:.0f} s")
-        with gunicorn(env, args, scratch / f"{name}.log") as port:
+        log = scratch / f"{name}.log"
+        with record.gunicorn(env, workers=args.workers, threads=args.threads, log=log) as (port, _):
             sessions = {role: log_in(port, USERS[role], password) for role in USERS}
             results = {}
             for page, (role, path) in {**PAGES, **MORE_PAGES}.items():

@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import platform
 import secrets
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,3 +163,55 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(
+    env: dict[str, str],
+    *,
+    workers: int,
+    threads: int,
+    log: Path,
+    ready_path: str = "/accounts/login/",
+    ready_headers: dict[str, str] | None = None,
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """The web process of deploy/Procfile (gunicorn, gthread) on a free port, serving once
+    `GET ready_path` answers 200, stopped at the end; yields the port and the process."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "moderation.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "120",
+    ]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", ready_path, headers=ready_headers or {})
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not answer within 60 s:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield port, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
