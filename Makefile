@@ -49,8 +49,8 @@ evaluate: $(STAMP)
 
 # Benchmarks (bench/*.py): each prints its figures against a baseline measured in the same run
 # and writes bench/results/<name>.json. `make bench` takes under 10 minutes here; `bench-full`
-# runs the sizes BENCHMARKS.md's targets name; `bench-setup` times `make bundle` and a first and
-# second `make demo` in a fresh clone of this checkout.
+# runs the sizes BENCHMARKS.md's targets name (into bench/results/full/); `bench-setup` times
+# `make bundle` and a first and second `make demo` in a fresh clone of this checkout.
 BENCHES := inference queue ingest retrain pages
 
 bench: $(STAMP) $(BUNDLE)/manifest.json

@@ -18,9 +18,12 @@ what the review page waits for) and decides it with a random level. Both claims 
   (decisions/s) and the locks at their worst; on 2 cores twenty busy processes also queue
   for the CPU, which every latency then includes (`ratio` is this phase's p95, the
   baseline's over ours);
-- paced: --pace-ms (500 ms) on each item before deciding, a quick moderator with hotkeys.
+- paced: --pace-ms (500 ms on average) on each item before deciding, a quick moderator with
+  hotkeys. Moderators start at random points of their first item and take 0.5-1.5x the pace
+  on each, as people do, rather than claiming in step twenty at a time.
 
-The queue is reset between phases (labels deleted, states back to queued, VACUUM ANALYZE).
+The queue is reset between phases (labels deleted, states back to queued, VACUUM ANALYZE,
+CHECKPOINT), so that no phase pays for the writes of the one before it.
 
 Double claims: every item is claimed and decided once at most (nothing is skipped or expires
 here), so an item claimed twice in a phase, two overlapping holds of one item (times taken
@@ -28,7 +31,7 @@ inside the real hold, as in tests/moderation/review/race.py), an item with two l
 decision refused because another moderator held the item are all counted.
 
 `EXPLAIN (ANALYZE, BUFFERS)` of the claim query, with and without the partial index
-`review_queue_open` and again after a phase, goes to bench/results/queue_explain.txt.
+`review_queue_open` and again after a phase, goes to queue_explain.txt beside the JSON.
 
     python bench/queue.py [--full] [--items N] [--moderators 20] [--seconds S] [--pace-ms MS]
 """
@@ -74,6 +77,11 @@ def parse_args() -> Any:
     parser = record.parser(__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, help="queued items (100,000; --full 1,000,000)")
     parser.add_argument("--moderators", type=int, default=20, help="concurrent moderators")
+    parser.add_argument(
+        "--database",
+        default=DATABASE,
+        help=f"the scratch database, created and dropped on 127.0.0.1 ({DATABASE})",
+    )
     parser.add_argument("--seconds", type=float, help="length of each phase (15; --full 30)")
     parser.add_argument(
         "--pace-ms",
@@ -156,8 +164,11 @@ def moderate_loop(
     claims: list[tuple[int, float, float, float, float]] = []
     labels: list[float] = []
     refused, emptied = 0, False
-    time.sleep(max(0.0, start_at - time.monotonic()))
     stop = start_at + seconds
+    # People do not keep step: paced, each moderator starts at a random point of the first item
+    # and spends between half and one and a half times the pace on each one (the same draws for
+    # both claims, the moderator's seed).
+    time.sleep(max(0.0, start_at + rng.uniform(0.0, think) - time.monotonic()))
     while time.monotonic() < stop:
         t0 = time.monotonic()
         item = claim(moderator=moderator)
@@ -166,7 +177,7 @@ def moderate_loop(
             emptied = True
             break
         if think:
-            time.sleep(think)
+            time.sleep(rng.uniform(0.5, 1.5) * think)
         held_until = time.monotonic()
         try:
             label_create(item=item, level=rng.choice(LEVELS), moderator=moderator)
@@ -237,7 +248,8 @@ def phase(*, naive: bool, moderators: list[int], seconds: float, think: float) -
 
 
 def queue_reset() -> None:
-    """Back to the filled queue: no labels, no skips, every item queued."""
+    """Back to the filled queue: no labels, no skips, every item queued, and nothing of the
+    last phase left for the next one to pay (dead rows vacuumed, dirty pages written)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -248,6 +260,13 @@ def queue_reset() -> None:
             "claimed_until = NULL WHERE state <> 'queued'"
         )
         cursor.execute("VACUUM ANALYZE review_reviewstate, review_label")
+        queue_settle(cursor)
+
+
+def queue_settle(cursor: Any) -> None:
+    """Write every dirty page now (a checkpoint), so that a phase does not pay, in its commits'
+    waits, for the writes of the fill or of the phase before it."""
+    cursor.execute("CHECKPOINT")
 
 
 # -- EXPLAIN -------------------------------------------------------------------------------------
@@ -314,11 +333,15 @@ def main() -> None:
         f"4 phases of {args.seconds:g} s"
     )
     runs: dict[str, dict[str, Any]] = {"ours": {}, "naive": {}}
-    with record.database(DATABASE) as url:
+    with record.database(args.database) as url:
         review_data.django_setup(url)
         start = time.monotonic()
         people = [u.pk for u in review_data.moderators_create(args.moderators)]
         review_data.queue_fill(items=args.items)
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            queue_settle(cursor)
         print(f"filled in {time.monotonic() - start:.1f} s")
 
         sql, plan = claim_plan(people[0])
@@ -361,7 +384,7 @@ def main() -> None:
         "plan": plan_summary(plan),
         "plan_after_run": plan_summary(plan_after),
         "plan_without_index": plan_summary(plan_without),
-        "explain": str(Path("bench/results") / explain.name),
+        "explain": record.relative(explain),
         "target": {"claim_p95_ms": TARGET_P95_MS, "double_claims": 0, "at_items": 1_000_000},
         "meets_target": {
             pace: ours[pace]["claim_ms"]["p95"] < TARGET_P95_MS and sound(ours[pace])

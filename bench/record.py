@@ -1,7 +1,8 @@
 """What every benchmark shares: the machine it ran on, percentiles, its results file, and the
 scratch databases and server environments the benchmarks start.
 
-Each benchmark prints its figures and writes `bench/results/<name>.json`:
+Each benchmark prints its figures and writes `bench/results/<name>.json` (with `--full`,
+`bench/results/full/<name>.json`):
 
     {"name", "machine", "date", "size", "figures": {...}, "baseline": {...}, "ratio": number}
 
@@ -37,14 +38,30 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the projec
     sys.path.insert(0, str(ROOT))
 
 
+class _Parser(argparse.ArgumentParser):
+    def parse_args(self, *args: Any, **kwargs: Any) -> argparse.Namespace:
+        parsed = super().parse_args(*args, **kwargs)
+        if parsed.out is None:  # the full sizes never overwrite the default sizes' results
+            parsed.out = RESULTS / "full" if parsed.full else RESULTS
+        return parsed
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    """The flags every benchmark takes: `--full` for the sizes the targets name."""
-    p = argparse.ArgumentParser(description=description)
+    """The flags every benchmark takes: `--full` for the sizes the targets name, `--out`."""
+    p = _Parser(description=description)
     p.add_argument("--full", action="store_true", help="the full sizes the targets name (slow)")
     p.add_argument(
-        "--out", type=Path, default=RESULTS, help="folder for <name>.json (bench/results)"
+        "--out",
+        type=Path,
+        help="folder for <name>.json (bench/results; with --full bench/results/full)",
     )
     return p
+
+
+def relative(path: Path) -> str:
+    """A path as the results name it: from the project's root where it lies inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def machine() -> str:
