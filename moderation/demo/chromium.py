@@ -1,4 +1,5 @@
-"""Debian's Chromium, driven by Playwright, for the demo's screenshots and the browser tests.
+"""Debian's Chromium, driven by Playwright, for the demo's screenshots and the browser tests,
+and the sign-in they all begin with.
 
 Playwright's own browser download cannot reach its host here, so the system's Chromium is
 launched instead, with the flags that keep it from reaching for hosts it cannot reach
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Playwright
+    from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -26,3 +27,12 @@ CHROMIUM_ARGS = [
 
 def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def log_in(page: Page, url: str, username: str, password: str) -> None:
+    """Open `url` (the login form, or a page that sends an anonymous visitor to it) and sign
+    in; the page then goes where the form sends it."""
+    page.goto(url)
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from moderation.demo.chromium import launch
+from moderation.demo.chromium import launch, log_in
 
 
 def main() -> None:
@@ -30,10 +30,7 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(args.url.rstrip("/") + "/review/")
-        page.fill("#id_username", args.username)
-        page.fill("#id_password", args.password)
-        page.click("button[type=submit]")
+        log_in(page, args.url.rstrip("/") + "/review/", args.username, args.password)
         page.wait_for_selector("#review-panel")
         skips = 0
         while not page.locator("#review-panel img").count():

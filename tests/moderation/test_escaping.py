@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from moderation.demo.chromium import launch
+from moderation.demo.chromium import launch, log_in
 from moderation.review.services import label_create
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.review.conftest import make_item, make_prediction, make_version
@@ -34,11 +34,8 @@ def allow_orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def log_in(page: Page, url: str, username: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+def sign_in(page: Page, url: str, username: str) -> None:
+    log_in(page, f"{url}/accounts/login/", username, PASSWORD)
     page.wait_for_load_state("networkidle")
 
 
@@ -70,7 +67,7 @@ def test_pages_show_markup_as_text_and_run_none_of_it(live_server) -> None:
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        log_in(page, url, "alice")
+        sign_in(page, url, "alice")
 
         page.goto(f"{url}/review/")
         expect(page.locator("#review-panel")).to_have_attribute("data-item", str(queued[0].uid))
@@ -87,7 +84,7 @@ def test_pages_show_markup_as_text_and_run_none_of_it(live_server) -> None:
         assert_nothing_ran(page, ONERROR)
 
         admin = browser.new_page(viewport={"width": 1280, "height": 900})
-        log_in(admin, url, "carol")
+        sign_in(admin, url, "carol")
         admin.goto(f"{url}/dashboards/")
         assert_nothing_ran(admin, ONERROR)
         for path in (f"/dashboards/versions/{champion.version}/", "/dashboards/health/"):

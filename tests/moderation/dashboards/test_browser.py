@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
-from moderation.demo.chromium import launch
+from moderation.demo.chromium import launch, log_in
 from moderation.inference.models import ModelVersion
 
 from .conftest import (
@@ -115,10 +115,7 @@ def test_an_admin_sees_champion_and_candidate_on_the_dcm_dashboard(live_server):
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{live_server.url}/dashboards/")
-        page.fill("#id_username", "carol")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
+        log_in(page, f"{live_server.url}/dashboards/", "carol", PASSWORD)
 
         expect(page.locator("h1")).to_have_text("Models and down-class misclassification")
         cards = page.locator(".version-card")

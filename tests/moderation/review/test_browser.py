@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
-from moderation.demo.chromium import launch
+from moderation.demo.chromium import launch, log_in
 from moderation.review.models import Label
 from tests.moderation.people import PASSWORD, make_user
 
@@ -113,10 +113,7 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server):
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{live_server.url}/review/")
-        page.fill("#id_username", "alice")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
+        log_in(page, f"{live_server.url}/review/", "alice", PASSWORD)
 
         panel_shows(page, beach)
         page.wait_for_function("document.querySelector('#review-panel img').naturalWidth > 0")
@@ -171,10 +168,7 @@ def test_a_key_pressed_the_moment_the_next_item_appears_stays_on_the_page(live_s
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page()
-        page.goto(f"{live_server.url}/review/")
-        page.fill("#id_username", "bob")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
+        log_in(page, f"{live_server.url}/review/", "bob", PASSWORD)
         panel_shows(page, first)
         page.wait_for_load_state("load")
         page.evaluate("htmx.config.defaultSettleDelay = 3000; window.stillTheSamePage = true")

@@ -16,7 +16,7 @@ import pytest
 import redis
 from playwright.sync_api import expect, sync_playwright
 
-from moderation.demo.chromium import launch
+from moderation.demo.chromium import launch, log_in
 from moderation.inference.models import ModelVersion
 from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
@@ -49,13 +49,6 @@ def redis_url():
     return REDIS
 
 
-def log_in(page, url: str, username: str) -> None:
-    page.goto(url)
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
     live_server, labelled, redis_url, settings, tmp_path
@@ -69,7 +62,7 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
     with broker(redis_url), sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        log_in(page, f"{live_server.url}/training/", "carol")
+        log_in(page, f"{live_server.url}/training/", "carol", PASSWORD)
         page.check("input[value=mlp]")
         page.click("text=Start retrain")
         row = page.locator("#runs tbody tr").first
@@ -104,7 +97,7 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
         expect(page.locator("main")).to_contain_text(champion.version)
 
         moderator = browser.new_page()
-        log_in(moderator, f"{live_server.url}/accounts/login/", "alice")
+        log_in(moderator, f"{live_server.url}/accounts/login/", "alice", PASSWORD)
         for url in ("/training/", "/training/versions/", "/dashboards/"):
             assert moderator.goto(f"{live_server.url}{url}").status == 403, url
         browser.close()
