@@ -22,7 +22,7 @@ from rating_models.ratings import Rating
 
 log = logging.getLogger(__name__)
 
-_loaded: dict[str, Bundle] = {}
+_loaded: dict[tuple[str, str], Bundle] = {}  # by version and bundle path
 _lock = threading.Lock()
 
 
@@ -37,13 +37,13 @@ def champion() -> ModelVersion | None:
 def bundle_for(version: ModelVersion) -> Bundle:
     """The version's bundle, loaded once per process. A worker that sees a new champion
     loads it on its next task, with no restart."""
+    path = _bundle_path(version)
+    key = (version.version, str(path))
     with _lock:
-        if version.version not in _loaded:
+        if key not in _loaded:
             _loaded.clear()  # one bundle in memory: the old champion is not needed any more
-            _loaded[version.version] = Bundle.load(
-                _bundle_path(version), device=settings.RATING_DEVICE
-            )
-        return _loaded[version.version]
+            _loaded[key] = Bundle.load(path, device=settings.RATING_DEVICE)
+        return _loaded[key]
 
 
 def _bundle_path(version: ModelVersion) -> Path:

@@ -540,13 +540,20 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 # -- the registry ----------------------------------------------------------------------------
 
 
-def model_version_rollback(*, version: ModelVersion) -> ModelVersion:
-    """Make an earlier version the champion again; workers load it on their next task."""
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    """Make the version the champion once its bundle has loaded; workers load it on their
+    next task. A missing, corrupt, truncated or incompatible bundle raises (BundleError or
+    the loader's own error) and the champion stays as it was."""
     version.refresh_from_db(fields=["status"])
     if version.status == ModelVersion.Status.CHAMPION:
         return version
-    inference.bundle_for(version)  # refuse a version whose bundle no longer loads
+    inference.bundle_for(version)
     return inference.model_version_promote(version=version)
+
+
+def model_version_rollback(*, version: ModelVersion) -> ModelVersion:
+    """Make an earlier version the champion again, as a promotion does."""
+    return model_version_promote(version=version)
 
 
 def model_version_retire(*, version: ModelVersion) -> ModelVersion:

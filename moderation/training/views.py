@@ -19,7 +19,6 @@ from django_htmx.middleware import HtmxDetails
 
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
-from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion
 from moderation.training import services
 from moderation.training.forms import TrainingRunStartForm
@@ -169,7 +168,13 @@ def model_versions(request: HttpRequest) -> HttpResponse:
 @admin_required
 def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
-    inference.model_version_promote(version=version)
+    try:
+        services.model_version_promote(version=version)
+    except Exception as error:  # as for a rollback: the champion did not change, say why
+        messages.error(
+            request, f"Not promoted: the bundle of {version.version} does not load ({error})."
+        )
+        return _back(request, "training:versions")
     messages.success(
         request, f"{version.version} is now the champion; workers load it on their next task."
     )

@@ -61,6 +61,8 @@ def test_predicting_without_a_champion_is_refused(db):
 
 
 def test_promoting_leaves_exactly_one_champion(champion, bundle_dir, tmp_path):
+    # A worker that has the old champion loaded ...
+    assert services.bundle_for(services.champion()).version == champion.version
     second = tmp_path / "second"
     shutil.copytree(bundle_dir, second)
     manifest = json.loads((second / "manifest.json").read_text())
@@ -71,7 +73,11 @@ def test_promoting_leaves_exactly_one_champion(champion, bundle_dir, tmp_path):
     assert newer.status == ModelVersion.Status.CHAMPION
     assert champion.status == ModelVersion.Status.RETIRED
     assert ModelVersion.objects.filter(status="champion").count() == 1
-    assert services.bundle_for(newer).version == "second"  # workers load the new champion
+    # ... loads the new one on its next task, with no restart.
+    assert services.bundle_for(services.champion()).version == "second"
+    item = make_items(["a cat on a sofa"])[0]
+    assert services.predictions_create(item_ids=[item.pk]) == 1
+    assert item.predictions.get().model_version == newer
 
 
 def test_a_corrupt_bundle_never_becomes_a_model_version(db, bundle_dir, tmp_path):

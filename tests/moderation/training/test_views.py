@@ -1,5 +1,7 @@
 """The retraining pages: starting, following and judging runs, and the registry's buttons."""
 
+import shutil
+
 import pytest
 from django.urls import reverse
 
@@ -109,8 +111,8 @@ def test_cancelling_an_active_run(carol_client, champion):
     assert run.state == "cancelled" and "cancelled" in response.text
 
 
-def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion):
-    candidate = ModelVersion.objects.create(version="cand-1", path="/x")
+def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion, bundle_dir):
+    candidate = ModelVersion.objects.create(version="cand-1", path=str(bundle_dir))
     run = finished_run(champion, candidate=candidate)
     back = reverse("training:run", args=[run.pk])
     response = carol_client.post(reverse("training:promote", args=[candidate.pk]), {"next": back})
@@ -120,12 +122,33 @@ def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion):
     assert (candidate.status, champion.status) == ("champion", "retired")
 
 
-def test_promote_ignores_a_next_url_on_another_site(carol_client, champion):
-    candidate = ModelVersion.objects.create(version="cand-1", path="/x")
+def test_promote_ignores_a_next_url_on_another_site(carol_client, champion, bundle_dir):
+    candidate = ModelVersion.objects.create(version="cand-1", path=str(bundle_dir))
     response = carol_client.post(
         reverse("training:promote", args=[candidate.pk]), {"next": "https://evil.example/"}
     )
     assert response.url == reverse("training:versions")
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "gone"])
+def test_a_candidate_whose_bundle_does_not_load_is_never_promoted(
+    carol_client, champion, bundle_dir, tmp_path, damage
+):
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_dir, broken)
+    if damage == "gone":
+        shutil.rmtree(broken)
+    else:
+        weights = next(broken.glob("experts/*/model.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:100])
+    candidate = ModelVersion.objects.create(version="cand-1", path=str(broken))
+
+    response = carol_client.post(reverse("training:promote", args=[candidate.pk]), follow=True)
+
+    candidate.refresh_from_db()
+    champion.refresh_from_db()
+    assert (candidate.status, champion.status) == ("candidate", "champion")
+    assert "Not promoted: the bundle of cand-1 does not load" in response.text
 
 
 def test_rolling_back_restores_an_earlier_version(carol_client, champion, bundle_dir):
