@@ -89,30 +89,36 @@ def training_runs_expire_stale() -> int:
     Called before a run starts, when a run's message is delivered (again) and by the periodic
     retrain check, so a killed run is failed even when its broker lost the message.
     """
-    cutoff = timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES)
+    now = timezone.now()
+    cutoff = now - timedelta(minutes=settings.TRAINING_STALE_MINUTES)
     stale = TrainingRun.objects.filter(active=True, heartbeat_at__lt=cutoff)
-    return stale.update(
+    # A run cancelled while running, whose worker then died, stays cancelled.
+    released = stale.filter(state=State.CANCELLED).update(active=None, finished_at=now)
+    return released + stale.exclude(state=State.CANCELLED).update(
         state=State.FAILED,
         active=None,
         reason="the worker stopped sending heartbeats (killed or lost); the champion is unchanged",
-        finished_at=timezone.now(),
+        finished_at=now,
     )
 
 
 def training_run_cancel(*, run: TrainingRun) -> None:
-    """Ask a run to stop; it stops at its next stage and the champion stays."""
-    TrainingRun.objects.filter(pk=run.pk, active=True).update(
-        state=State.CANCELLED,
-        active=None,
-        reason="cancelled by an admin",
-        finished_at=timezone.now(),
+    """Stop a run; the champion stays. A queued run never starts. A running one stops at its
+    next stage and holds the lock until then: no second run starts beside a cancelled run
+    whose worker is still at work (or until its heartbeat stops, if the worker dies)."""
+    reason = "cancelled by an admin"
+    runs = TrainingRun.objects.filter(pk=run.pk, active=True)
+    runs.filter(state=State.QUEUED).update(
+        state=State.CANCELLED, active=None, reason=reason, finished_at=timezone.now()
     )
+    runs.filter(state=State.RUNNING).update(state=State.CANCELLED, reason=reason)
 
 
 def _progress(run_id: int, *, stage: str, progress: float, line: str) -> None:
-    """Record where the run is, in its own short write, so the browser can follow it."""
+    """Record where the run is, in its own short write, so the browser can follow it; stop
+    the run here when it was cancelled (or failed as stale) meanwhile."""
     run = TrainingRun.objects.get(pk=run_id)
-    if run.state == State.CANCELLED:
+    if run.state != State.RUNNING:
         raise TrainingCancelled(run.reason)
     stamp = timezone.now().strftime("%H:%M:%S")
     TrainingRun.objects.filter(pk=run_id).update(
@@ -125,9 +131,16 @@ def _progress(run_id: int, *, stage: str, progress: float, line: str) -> None:
 
 
 def _finish(run_id: int, state: str, reason: str) -> None:
-    # Only an active run finishes: a cancel that landed a moment earlier is kept.
-    TrainingRun.objects.filter(pk=run_id, active=True).update(
+    # Only a queued or running run finishes: a cancel that landed a moment earlier is kept.
+    TrainingRun.objects.filter(pk=run_id, active=True, state__in=TrainingRun.ACTIVE).update(
         state=state, active=None, reason=reason, finished_at=timezone.now()
+    )
+
+
+def _release_cancelled(run_id: int) -> None:
+    """A cancelled run's worker has stopped: the next run may start."""
+    TrainingRun.objects.filter(pk=run_id, active=True, state=State.CANCELLED).update(
+        active=None, finished_at=timezone.now()
     )
 
 
@@ -154,6 +167,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
     except Exception as error:
         log.exception("training run %s failed", run_id)
         _finish(run_id, State.FAILED, f"{type(error).__name__}: {error}")
+    finally:
+        _release_cancelled(run_id)
     return TrainingRun.objects.get(pk=run_id)
 
 
@@ -255,10 +270,8 @@ def _execute(run: TrainingRun) -> None:
     _progress(run.pk, stage="gate", progress=0.95, line="judging the candidate")
     gate = promotion_gate(candidate=candidate_eval.report, champion=champion_eval.report)
     TrainingRun.objects.filter(pk=run.pk).update(gate=gate)
-    if not TrainingRun.objects.filter(pk=run.pk, active=True).exists():
-        return  # cancelled, or failed as stale: such a run never promotes
-    if gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE:
-        inference.model_version_promote(version=candidate)
+    promote = gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE
+    if promote:
         verdict = "promoted: the candidate is no worse at down-class errors"
     elif gate["passed"]:
         verdict = "passed the gate; waiting for an admin to promote it"
@@ -266,8 +279,14 @@ def _execute(run: TrainingRun) -> None:
         verdict = "refused: " + "; ".join(c["detail"] for c in gate["checks"] if not c["passed"])
     if gate["needs_admin"]:
         verdict += f" ({gate['needs_admin']})"
-    _progress(run.pk, stage="done", progress=1.0, line=verdict)
-    _finish(run.pk, State.SUCCEEDED, verdict)
+    with transaction.atomic():
+        # The run's row is locked from here to the end: a cancel lands before the verdict,
+        # and the candidate is never promoted, or after the run has finished.
+        TrainingRun.objects.select_for_update().only("pk").get(pk=run.pk)
+        _progress(run.pk, stage="done", progress=1.0, line=verdict)
+        if promote:
+            inference.model_version_promote(version=candidate)
+        _finish(run.pk, State.SUCCEEDED, verdict)
 
 
 def _is_validation(item: MediaItem) -> bool:

@@ -1,6 +1,8 @@
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from moderation.inference.models import ModelVersion
@@ -163,6 +165,68 @@ def test_a_cancelled_run_does_not_run(champion):
     services.training_run_cancel(run=run)
     run = services.training_run_execute(run_id=run.pk)
     assert run.state == "cancelled" and run.candidate is None
+
+
+def test_a_cancelled_queued_run_frees_the_next_run_at_once(champion):
+    run = services.training_run_start()
+    services.training_run_cancel(run=run)
+    assert services.training_run_start().state == "queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_cancelled_while_running_holds_the_lock_until_its_worker_stops(labelled, monkeypatch):
+    """The worker runs in a thread and is held inside its first stage (the real selection of
+    training items, once it has been reached); the admin cancels meanwhile."""
+    reached, resume = threading.Event(), threading.Event()
+    select = selectors.training_items
+
+    def held_in_the_data_stage():
+        reached.set()
+        assert resume.wait(30)
+        return select()
+
+    monkeypatch.setattr(services.selectors, "training_items", held_in_the_data_stage)
+    run = services.training_run_start()
+    finished = []
+
+    def worker():
+        try:
+            finished.append(services.training_run_execute(run_id=run.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert reached.wait(30)
+        services.training_run_cancel(run=run)
+        run.refresh_from_db()
+        assert (run.state, run.active) == ("cancelled", True)
+        with pytest.raises(services.TrainingBusy):  # its worker is still at work
+            services.training_run_start(trigger="schedule")
+    finally:
+        resume.set()
+        thread.join(60)
+
+    (stopped,) = finished
+    assert (stopped.state, stopped.active, stopped.candidate) == ("cancelled", None, None)
+    assert stopped.finished_at is not None
+    assert ModelVersion.objects.filter(status="champion").count() == 1
+    assert ModelVersion.objects.count() == 1
+    assert services.training_run_start().state == "queued"  # the lock is free once it stopped
+
+
+def test_a_cancelled_run_whose_worker_died_stays_cancelled_and_frees_the_lock(champion, settings):
+    run = services.training_run_start()
+    TrainingRun.objects.filter(pk=run.pk).update(state="running", heartbeat_at=timezone.now())
+    services.training_run_cancel(run=run)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES + 1)
+    )
+    nxt = services.training_run_start()
+    run.refresh_from_db()
+    assert (run.state, run.active, run.reason) == ("cancelled", None, "cancelled by an admin")
+    assert nxt.state == "queued"
 
 
 def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
