@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,11 +40,10 @@ def var_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("demo-var")
 
 
-def run_demo(var_dir: Path, bundle: Path) -> tuple[subprocess.CompletedProcess, float]:
+def run_demo(var_dir: Path, bundle: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in OVERRIDES}
     env |= {"DJANGO_SETTINGS_MODULE": "moderation.settings", "MODERATION_VAR_DIR": str(var_dir)}
     command = [sys.executable, "manage.py", "demo", "--bundle", str(bundle), "--no-serve"]
-    start = time.monotonic()
     result = subprocess.run(
         [*command, "--limit", str(LIMIT), "--timeout", "180"],
         cwd=ROOT,
@@ -54,9 +52,8 @@ def run_demo(var_dir: Path, bundle: Path) -> tuple[subprocess.CompletedProcess, 
         text=True,
         timeout=400,
     )
-    elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stdout + result.stderr
-    return result, elapsed
+    return result
 
 
 def counts(var_dir: Path) -> dict[str, int]:
@@ -86,7 +83,7 @@ def counts(var_dir: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_first_run_sets_up_and_the_real_worker_predicts(var_dir, tiny_bundle):
-    result, _ = run_demo(var_dir, tiny_bundle)
+    result = run_demo(var_dir, tiny_bundle)
 
     found = counts(var_dir)
     # 15 of each of the three corpus files, and the photographs with their image.
@@ -97,6 +94,10 @@ def test_first_run_sets_up_and_the_real_worker_predicts(var_dir, tiny_bundle):
     assert found["versions"] == found["champions"] == 1
     assert found["admins"] == found["moderators"] == 1
     assert "predictions are flowing" in result.stdout
+    # Beat runs beside the worker: the sweep is what re-queues a message the embedded broker
+    # never gives back.
+    assert "started the beat" in result.stdout
+    assert "beat: Starting" in (var_dir / "demo-beat.log").read_text()
     # The passwords are printed and kept for the next run.
     saved = (var_dir / "demo-credentials.txt").read_text().split()
     assert saved[0] == "moderator" and saved[1] in result.stdout
@@ -109,7 +110,7 @@ def test_second_run_reuses_the_bundle_and_the_items(var_dir, tiny_bundle):
     before = counts(var_dir)
     password = (var_dir / "demo-credentials.txt").read_text().split()[1]
 
-    result, elapsed = run_demo(var_dir, tiny_bundle)
+    result = run_demo(var_dir, tiny_bundle)
 
     after = counts(var_dir)
     assert after["items"] == before["items"]
@@ -118,4 +119,3 @@ def test_second_run_reuses_the_bundle_and_the_items(var_dir, tiny_bundle):
     assert "not training" in result.stdout
     assert (var_dir / "demo-credentials.txt").read_text().split()[1] == password
     assert password in result.stdout
-    assert elapsed < 60

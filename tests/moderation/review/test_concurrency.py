@@ -48,7 +48,6 @@ def test_twenty_moderators_on_postgresql_never_double_claim_or_lose_a_label():
     summary = race(items=2000, moderators=20)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("refused", "errors")}))
     assert_sound(summary, items=2000, moderators=20)
-    assert summary["seconds"] < 60
 
 
 @pytest.mark.slow

@@ -2,8 +2,9 @@
 
 Migrates the embedded SQLite database, creates a demo moderator and admin, trains the default
 bundle unless built, imports a few thousand corpus items and some photographs through the
-ingestion service, starts a Celery worker and the web server, waits until predictions flow
-and prints the URL. Ctrl-C stops every process it started. A second run reuses everything.
+ingestion service, starts a Celery worker, Celery beat (the sweep and the retrain check) and
+the web server, waits until predictions flow and prints the URL. Ctrl-C stops every process
+it started. A second run reuses everything.
 
     manage.py demo [--port 8000] [--bundle DIR] [--limit N] [--no-serve]
 """
@@ -27,6 +28,9 @@ from moderation.demo import steps
 
 WORKER = ["-m", "celery", "-A", "moderation", "worker", "-Q", "inference,training,default"]
 WORKER_OPTIONS = ["--pool", "solo", "--without-gossip", "--without-mingle", "-l", "info"]
+# The sweep and the retrain check: the embedded broker never gives a killed worker's message
+# back, and the sweep is what queues such items again.
+BEAT = ["-m", "celery", "-A", "moderation", "beat", "-l", "info"]
 # Predictions from the champion before the demo says they are flowing.
 ENOUGH_PREDICTIONS = 20
 
@@ -93,8 +97,9 @@ class Command(BaseCommand):
     # --------------------------------------------------------------------------- processes
 
     def run_processes(self, people: list[steps.Credentials], options: dict[str, Any]) -> None:
-        self.step("5/5 worker and web server")
+        self.step("5/5 worker, beat and web server")
         self.start("worker", [sys.executable, *WORKER, *WORKER_OPTIONS])
+        self.start("beat", [sys.executable, *BEAT])
         self.wait_for_predictions(options["timeout"])
         if options["no_serve"]:
             self.say("predictions are flowing; --no-serve: stopping")
@@ -191,7 +196,7 @@ class Command(BaseCommand):
             *(f"  {p.username:<10} password {p.password}  ({p.role})" for p in people),
             f"  (kept in {steps.credentials_file()})",
             f"  admin pages: {url}training/  {url}dashboards/  {url}admin/",
-            "Ctrl-C stops the worker and the web server.",
+            "Ctrl-C stops the worker, beat and the web server.",
             "",
         ]
         self.stdout.write("\n".join(lines))
