@@ -107,6 +107,9 @@ LOGOUT_REDIRECT_URL = "login"
 BUNDLE_DIR = Path(os.environ.get("BUNDLE_DIR", VAR_DIR / "bundles"))
 # "auto" picks CUDA when present; "cpu" or "cuda" force one.
 RATING_DEVICE = os.environ.get("RATING_DEVICE", "auto")
+# Items a worker rates in one batch: the sweep's batches, and a new item's task takes along the
+# items received about the same time that wait for their prediction, up to this many.
+INFERENCE_BATCH_SIZE = int(os.environ.get("INFERENCE_BATCH_SIZE", 64))
 
 # Ingestion limits: beyond them the API answers 413 or 400 and writes nothing.
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 20 * 1024 * 1024))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from PIL import Image
 
@@ -159,8 +160,34 @@ def rate_now(example: Example) -> tuple[ModelVersion, BundlePrediction]:
     return version, bundle_for(version).predict([example])
 
 
-def enqueue_prediction(item_ids: Sequence[int]) -> bool:
-    """Queue the items' prediction; False when the broker cannot be reached.
+def items_awaiting_prediction(
+    *, version: ModelVersion, near: Sequence[int], limit: int
+) -> list[int]:
+    """Up to `limit` items other than `near` that were received about the same time (ids
+    within a few batches of theirs) and that the version has not predicted yet, oldest first.
+
+    A task queued for one new item rates these along with it, so that items arriving together
+    are rated in batches while a lone item is rated at once. The id window keeps the query
+    to a short index range however large the table; an item it misses is rated by its own
+    task, or by the sweep.
+    """
+    if limit <= 0 or not near:
+        return []
+    window = 4 * settings.INFERENCE_BATCH_SIZE
+    predicted = Prediction.objects.filter(item=OuterRef("pk"), model_version=version)
+    waiting = (
+        MediaItem.objects.filter(pk__gte=min(near) - window, pk__lte=max(near) + window)
+        .exclude(pk__in=near)
+        .filter(~Exists(predicted))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return list(waiting[:limit])
+
+
+def enqueue_prediction(item_ids: Sequence[int], *, gather: bool = False) -> bool:
+    """Queue the items' prediction; False when the broker cannot be reached. `gather`: the
+    task also rates the items that wait beside these (`items_awaiting_prediction`).
 
     The item is already stored, so a broker outage must not fail ingestion: the periodic
     sweep finds every item without a champion prediction and queues it again.
@@ -168,7 +195,7 @@ def enqueue_prediction(item_ids: Sequence[int]) -> bool:
     from moderation.inference.tasks import predict_items
 
     try:
-        predict_items.delay(list(item_ids))
+        predict_items.delay(list(item_ids), gather=gather)
     except Exception as error:  # kombu raises OperationalError, socket errors, ...
         log.warning("could not queue prediction of %d items: %s", len(item_ids), error)
         return False

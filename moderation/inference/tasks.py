@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from moderation.inference import services
@@ -16,16 +17,27 @@ from moderation.media.models import MediaItem
     retry_backoff=True,
     max_retries=5,
 )
-def predict_items(item_ids: list[int]) -> int:
-    """Predict the items with the champion; idempotent, so a redelivered message is harmless."""
-    try:
-        return services.predictions_create(item_ids=item_ids)
-    except services.NoChampion:
+def predict_items(item_ids: list[int], gather: bool = False) -> int:
+    """Predict the items with the champion, in one batch; idempotent, so a redelivered message
+    is harmless. `gather`: with the items received beside them that still wait (a new item's
+    task), up to INFERENCE_BATCH_SIZE; their own tasks then find them done."""
+    version = services.champion()
+    if version is None:
         return 0  # the sweep queues them again once a champion exists
+    if gather:
+        item_ids = [
+            *item_ids,
+            *services.items_awaiting_prediction(
+                version=version,
+                near=item_ids,
+                limit=settings.INFERENCE_BATCH_SIZE - len(item_ids),
+            ),
+        ]
+    return services.predictions_create(item_ids=item_ids, version=version)
 
 
 @shared_task(acks_late=True)
-def sweep_unpredicted(batch_size: int = 256) -> int:
+def sweep_unpredicted(batch_size: int | None = None) -> int:
     """Queue every item that has no prediction from the champion: covers a broker that was
     down at ingestion or a message it lost."""
     version = services.champion()
@@ -39,6 +51,7 @@ def sweep_unpredicted(batch_size: int = 256) -> int:
         .values_list("pk", flat=True)
     )
     ids = list(missing)
+    batch_size = batch_size or settings.INFERENCE_BATCH_SIZE
     for start in range(0, len(ids), batch_size):
         predict_items.delay(ids[start : start + batch_size])
     return len(ids)

@@ -129,6 +129,6 @@ def _store(
     item.prediction_queued = None
 
     def enqueue() -> None:
-        item.prediction_queued = enqueue_prediction([item.pk])
+        item.prediction_queued = enqueue_prediction([item.pk], gather=True)
 
     transaction.on_commit(enqueue)

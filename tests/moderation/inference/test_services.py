@@ -23,6 +23,29 @@ def test_predicting_twice_writes_one_prediction_per_item_and_version(champion):
     assert Prediction.objects.filter(model_version=champion).count() == 2
 
 
+def test_a_new_items_task_rates_the_items_waiting_beside_it_in_one_batch(champion, settings):
+    settings.INFERENCE_BATCH_SIZE = 4
+    ids = [i.pk for i in make_items([f"a cat, study {n}" for n in range(6)])]
+
+    assert predict_items([ids[0]], gather=True) == 4  # its own item and the 3 oldest waiting
+    assert set(Prediction.objects.values_list("item_id", flat=True)) == set(ids[:4])
+    assert predict_items([ids[1]], gather=True) == 2  # its own is done; the two still waiting
+    assert predict_items([ids[5]], gather=True) == 0
+    assert predict_items(ids[:1]) == 0  # without gathering, only the items named
+    assert Prediction.objects.filter(model_version=champion).count() == 6
+
+
+def test_items_are_gathered_only_from_a_window_of_ids_around_the_new_one(champion, settings):
+    settings.INFERENCE_BATCH_SIZE = 2  # a window of 4 batches: 8 ids either side
+    ids = [i.pk for i in make_items([f"a dog, study {n}" for n in range(12)])]
+    services.predictions_create(item_ids=ids[1:2])
+
+    waiting = services.items_awaiting_prediction(version=champion, near=ids[:1], limit=100)
+
+    assert waiting == ids[2:9]  # not itself, not the predicted one, nothing beyond 8 ids away
+    assert services.items_awaiting_prediction(version=champion, near=ids[:1], limit=3) == ids[2:5]
+
+
 def test_a_prediction_keeps_every_experts_output_and_compact_features(champion):
     (item,) = make_items(["nude woman on a bed"])
     services.predictions_create(item_ids=[item.pk])

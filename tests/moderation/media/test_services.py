@@ -163,7 +163,7 @@ def test_the_prediction_is_queued_once_the_item_is_committed(
         item = make_item()
         delay.assert_not_called()
     assert len(callbacks) == 1
-    delay.assert_called_once_with([item.pk])
+    delay.assert_called_once_with([item.pk], gather=True)
     assert item.prediction_queued is True
 
 
