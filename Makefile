@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BUNDLE := var/bundles/default
 DATA := data/ratings
 
-.PHONY: install demo test test-fast lint format bundle evaluate bench bench-full bench-setup clean
+.PHONY: install demo test test-fast screenshots lint format bundle evaluate bench bench-full bench-setup clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+# The README's pictures under docs/, taken by the browser tests.
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/moderation/review/test_browser.py \
+		tests/moderation/dashboards/test_browser.py tests/moderation/training/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -139,8 +139,19 @@ def metrics_csv_rows(blocks: Sequence[VersionBlock]) -> list[list[Any]]:
     return rows
 
 
-# The trend charts follow the three outputs the product uses; experts stay in the tables.
-TREND_MODELS = ("suggested", "voter", "mlp")
+# The outputs the product uses; the trend follows them and then every expert.
+TREND_OUTPUTS = ("suggested", "voter", "mlp")
+
+
+def trend_models(evaluations: Sequence[Evaluation]) -> list[str]:
+    """The three outputs, then every expert that any of the evaluations reports, by name."""
+    experts = {
+        name
+        for e in evaluations
+        for name in (e.report or {}).get("models", {})
+        if name not in TREND_OUTPUTS
+    }
+    return [*TREND_OUTPUTS, *sorted(experts)]
 
 
 @dataclass(frozen=True)
@@ -154,24 +165,27 @@ class TrendPoint:
 
 
 def trend_points(evaluations: Sequence[Evaluation]) -> list[TrendPoint]:
+    models = trend_models(evaluations)
     return [
         TrendPoint(
             evaluation=e,
-            figures={model: report_figures(e.report, model) for model in TREND_MODELS},
+            figures={model: report_figures(e.report, model) for model in models},
         )
         for e in evaluations
     ]
 
 
 def trend_series(points: Sequence[TrendPoint], key: str) -> list[Series]:
-    """One series per output (suggested solid, voter and MLP dashed) of `key` over time."""
+    """One series per model of `key` over time: the suggestion solid, the voter, the MLP and
+    each expert dashed."""
+    models = list(points[0].figures) if points else []
     return [
         Series(
             name=model_name(model),
-            values=[(p.figures[model] or {}).get(key) for p in points],
+            values=[(p.figures.get(model) or {}).get(key) for p in points],
             dashed=model != "suggested",
         )
-        for model in TREND_MODELS
+        for model in models
     ]
 
 

@@ -23,6 +23,7 @@ from moderation.media.models import MediaItem
 from moderation.media.services import item_create
 from moderation.review.decorators import ADMINS, MODERATORS
 from moderation.review.models import ReviewState
+from moderation.training.services import evaluation_create_from_manifest
 
 DATA = Path(settings.BASE_DIR) / "data"
 RATINGS = DATA / "ratings"
@@ -140,10 +141,12 @@ def champion_ensure(bundle: Path, say: Say) -> ModelVersion:
     current = champion()
     if current is not None:
         say(f"champion: model version {current.version}")
-        return current
-    version = model_version_register(path=bundle, promote=True)
-    say(f"registered {bundle} as the champion: model version {version.version}")
-    return version
+    else:
+        current = model_version_register(path=bundle, promote=True)
+        say(f"registered {bundle} as the champion: model version {current.version}")
+    # The dashboards show the champion's figures on the test split from the start.
+    evaluation_create_from_manifest(version=current)
+    return current
 
 
 # -------------------------------------------------------------------------------- items

@@ -469,6 +469,24 @@ def evaluation_create(
     )
 
 
+def evaluation_create_from_manifest(*, version: ModelVersion) -> Evaluation | None:
+    """Record the figures a bundle was saved with (`rating-models train --test`: its test data,
+    fingerprinted in the manifest) as the version's first test evaluation, so that the
+    dashboards show a newly registered champion before any retrain re-evaluates it. Nothing
+    when the manifest has none or the version has a test evaluation already."""
+    report = (version.manifest or {}).get("test_metrics")
+    if not report or version.evaluations.filter(data=Evaluation.Data.TEST).exists():
+        return None
+    test_data = version.manifest.get("test_data") or {}
+    return Evaluation.objects.create(
+        model_version=version,
+        data=Evaluation.Data.TEST,
+        n=report["n"],
+        report=report,
+        fingerprint=test_data.get("fingerprint", ""),
+    )
+
+
 def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> dict[str, Any]:
     """Judge the suggested rating of a candidate against the champion's on the same items.
 

@@ -9,7 +9,6 @@ As in the review's browser test, the ORM is used only outside the `sync_playwrig
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from moderation.demo.chromium import launch, log_in
 from moderation.inference.models import ModelVersion
+from tests.moderation.screenshots import screenshot_path
 
 from .conftest import (
     PASSWORD,
@@ -29,7 +29,6 @@ from .conftest import (
     make_version,
 )
 
-SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "dcm-dashboard.png"
 LEVELS = [1, 2, 4, 8, 16]
 # A test split shaped like the corpus's: explicit items are rare.
 CLASS_SIZES = [860, 420, 270, 110, 40]
@@ -108,7 +107,7 @@ def build_history() -> tuple[ModelVersion, ModelVersion]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_admin_sees_champion_and_candidate_on_the_dcm_dashboard(live_server):
+def test_an_admin_sees_champion_and_candidate_on_the_dcm_dashboard(live_server, tmp_path):
     make_user("carol", "admins")
     champion, candidate = build_history()
 
@@ -126,8 +125,7 @@ def test_an_admin_sees_champion_and_candidate_on_the_dcm_dashboard(live_server):
         expect(cards.nth(1)).to_contain_text("candidate")
         expect(page.locator("svg.chart")).to_have_count(2)
         expect(page.locator("#severe tbody tr")).to_have_count(3)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=str(screenshot_path("dcm-dashboard.png", tmp_path)), full_page=True)
 
         page.locator(".version-card").first.locator("h3 a").click()
         expect(page.locator(".matrix").first).to_be_visible()

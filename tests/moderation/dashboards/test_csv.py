@@ -52,7 +52,12 @@ def test_the_metrics_csv_has_every_model_on_test_and_live(admin_client, evaluate
 
 def test_the_trend_csv_has_a_row_per_evaluation_and_output(admin_client, evaluated):
     data = rows(admin_client.get("/dashboards/trend.csv"))
-    assert [r["model"] for r in data] == ["suggested", "voter", "mlp"]
+    assert [r["model"] for r in data] == ["suggested", "voter", "mlp", "lstm"]
+    assert float(data[1]["dcm_rate"]) == 0.5  # the voter's
+    assert float(data[3]["dcm_rate"]) == 0.0  # the expert's
+    # The trend charts draw the same series as the CSV, the expert's included.
+    page = admin_client.get("/dashboards/").text
+    assert "4 series over 1 points: Suggested: 25%; Voter: 50%; MLP: 0%; lstm: 0%" in page
     assert float(data[0]["dcm_rate"]) == 0.25
     assert float(data[0]["severe_dcm_rate"]) == 0.5
 

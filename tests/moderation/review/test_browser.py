@@ -10,7 +10,6 @@ the test database could not be dropped at the end of the session.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +20,9 @@ from playwright.sync_api import expect, sync_playwright
 from moderation.demo.chromium import launch, log_in
 from moderation.review.models import Label
 from tests.moderation.people import PASSWORD, make_user
+from tests.moderation.screenshots import screenshot_path
 
 from .conftest import make_item, make_prediction, make_version
-
-SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "review-page.png"
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +60,7 @@ def panel_shows(page, item) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_alice_reviews_three_items_with_the_hotkeys(live_server):
+def test_alice_reviews_three_items_with_the_hotkeys(live_server, tmp_path):
     alice = make_user("alice", "moderators")
     champion = make_version("2026-11-26-a")
     beach = make_item(
@@ -118,8 +116,7 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server):
         panel_shows(page, beach)
         page.wait_for_function("document.querySelector('#review-panel img').naturalWidth > 0")
         expect(page.locator(".dcm-notes")).to_contain_text("tag_rules rates R")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=str(screenshot_path("review-page.png", tmp_path)), full_page=True)
         page.evaluate("window.stillTheSamePage = true")
 
         page.keyboard.press("Enter")  # accept the suggested PG13

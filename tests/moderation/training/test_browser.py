@@ -10,8 +10,6 @@ inside it, Playwright's greenlet gives Django a second connection that nothing c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import redis
 from playwright.sync_api import expect, sync_playwright
@@ -20,10 +18,10 @@ from moderation.demo.chromium import launch, log_in
 from moderation.inference.models import ModelVersion
 from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
+from tests.moderation.screenshots import screenshot_path
 from tests.moderation.worker import broker, worker
 
 REDIS = "redis://127.0.0.1:6379/14"
-SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "retrain-gate.png"
 # The gate passes on the tiny fixture data but waits for an admin; the worker reads the same
 # settings from its environment.
 GATE = {
@@ -85,8 +83,7 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
         expect(gate.locator("thead")).to_contain_text("Champion")
         expect(page.locator(".gate-verdict")).to_have_text("passed")
         candidate = page.locator("[data-candidate-version]").get_attribute("data-candidate-version")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=str(screenshot_path("retrain-gate.png", tmp_path)), full_page=True)
 
         page.click("text=Promote candidate")
         expect(page.locator(".messages")).to_contain_text(f"{candidate} is now the champion")

@@ -1,14 +1,20 @@
+import io
+import json
 import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from moderation.inference.models import ModelVersion
 from moderation.training import selectors, services
 from moderation.training.models import Evaluation, TrainingRun
+from rating_models.train import BundleConfig, train_bundle
 from tests.moderation.training.conftest import labelled_item
+from tests.rating_models.bundles import lstm_bundle_config, toy_examples
 
 pytestmark = pytest.mark.django_db
 
@@ -260,3 +266,42 @@ def test_the_schedule_starts_a_retrain_only_with_enough_new_labels(
     label_create(item=item, level=4, moderator=moderator)
     run = services.retrain_if_enough_labels()
     assert run is not None and run.trigger == "schedule"
+
+
+@pytest.fixture(scope="session")
+def tested_bundle_dir(tmp_path_factory):
+    """A tiny bundle trained with test data: its manifest carries its test figures."""
+    directory = tmp_path_factory.mktemp("tested") / "bundle"
+    config = BundleConfig.from_preset("fast", lstm_bundle_config())
+    train_bundle(
+        toy_examples(), toy_examples(1, "v"), config=config, out=directory, test=toy_examples(1)
+    )
+    return directory
+
+
+def test_a_bundle_registered_with_test_figures_shows_them_before_any_retrain(
+    tested_bundle_dir, carol_client
+):
+    out = io.StringIO()
+    call_command("register_bundle", str(tested_bundle_dir), "--promote", stdout=out)
+
+    version = ModelVersion.objects.get()
+    (evaluation,) = version.evaluations.all()
+    manifest = json.loads((tested_bundle_dir / "manifest.json").read_text())
+    assert (evaluation.data, evaluation.n) == ("test", manifest["test_metrics"]["n"])
+    assert evaluation.report == manifest["test_metrics"]
+    assert evaluation.fingerprint == manifest["test_data"]["fingerprint"]
+    assert f"its figures on {evaluation.n} test items" in out.getvalue()
+    assert services.evaluation_create_from_manifest(version=version) is None  # once
+
+    response = carol_client.get(reverse("dashboards:overview"))
+    assert response.status_code == 200
+    assert "No evaluation on the test split yet" not in response.text
+    assert version.version in response.text
+    detail = carol_client.get(reverse("dashboards:version", args=[version.version]))
+    assert detail.status_code == 200
+
+
+def test_a_bundle_without_test_figures_records_no_evaluation(champion):
+    assert services.evaluation_create_from_manifest(version=champion) is None
+    assert not Evaluation.objects.exists()

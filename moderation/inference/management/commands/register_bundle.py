@@ -16,8 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("--promote", action="store_true", help="make it the champion")
 
     def handle(self, *args, path: str, promote: bool, **options) -> None:
+        from moderation.training.services import evaluation_create_from_manifest
+
         try:
             version = model_version_register(path=path, promote=promote)
         except BundleError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"model version {version.version}: {version.status}")
+        if evaluation := evaluation_create_from_manifest(version=version):
+            self.stdout.write(f"its figures on {evaluation.n} test items, from its manifest")
