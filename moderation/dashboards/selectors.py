@@ -85,9 +85,12 @@ def evaluation_list(data: str = "test") -> list[Evaluation]:
     )
 
 
-def _labelled(predictions: QuerySet[Prediction], levels: Iterable[int]) -> QuerySet[Prediction]:
+def _labelled(
+    predictions: QuerySet[Prediction], levels: Iterable[int], *, moderators_only: bool = False
+) -> QuerySet[Prediction]:
     """The predictions whose item's current label has one of `levels`, annotated with it
-    (`label_level`, `label_moderator`, `label_at`).
+    (`label_level`, `label_moderator`, `label_at`). `moderators_only`: a current label that a
+    moderator wrote, not one imported with the item (the corpus's, or a platform's).
 
     The current label is the one no other label supersedes: labels are append-only and
     `label_create` makes each new label supersede the item's latest. The join starts from
@@ -97,6 +100,8 @@ def _labelled(predictions: QuerySet[Prediction], levels: Iterable[int]) -> Query
     levels = list(levels)
     superseding = Label.objects.filter(supersedes=OuterRef("pk"))
     current = Label.objects.filter(~Exists(superseding), level__in=levels)
+    if moderators_only:
+        current = current.filter(moderator__isnull=False)
     # The level again on the joined label: for the explicit levels PostgreSQL then reads the
     # few such labels through their index, not every label.
     return predictions.filter(item__labels__in=current, item__labels__level__in=levels).annotate(
@@ -154,7 +159,9 @@ def live_reports(
         f"expert_{i}": KeyTransform("rating", KeyTransform(name, "experts"))
         for i, name in enumerate(names)
     }
-    rows = _labelled(Prediction.objects.all(), _RATING_LEVELS).annotate(**spoken)
+    rows = _labelled(Prediction.objects.all(), _RATING_LEVELS, moderators_only=True).annotate(
+        **spoken
+    )
     if ids is not None:
         rows = rows.filter(model_version__in=ids)
     combined = ("suggested_rating", "voter_rating", "mlp_rating")
@@ -203,8 +210,9 @@ def live_reports_recent(versions: Sequence[ModelVersion]) -> tuple[dict[int, Any
 def live_report(version: ModelVersion, *, bootstrap: int = 0) -> dict[str, Any] | None:
     """A version's figures on live labels, in the evaluation report's shape.
 
-    The items are those whose current label is a rating (Blocked is a decision, left out) and
-    that this version predicted; the truth is the current label. Each expert is scored on the
+    The items are those whose current label is a moderator's rating (Blocked is a decision,
+    left out; a label imported with the item is not a moderator's) and that this version
+    predicted; the truth is the current label. Each expert is scored on the
     items it did not abstain on, as `evaluate_bundle` does. None when no such item exists.
     """
     return live_reports([version], bootstrap=bootstrap).get(version.pk)

@@ -42,6 +42,9 @@ def live_case(champion, candidate, alice):
     make_prediction(blocked, champion, suggested=PG)
     make_label(blocked, BLOCKED, alice)
     make_prediction(make_item(), champion, suggested=PG)  # never labelled
+    imported = make_item()  # labelled by its source, not by a moderator: not a live label
+    make_prediction(imported, champion, suggested=PG)
+    make_label(imported, XXX)
     other = make_item()  # another version's prediction
     make_prediction(other, candidate, suggested=PG)
     make_label(other, XXX, alice)
