@@ -161,19 +161,13 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss", "sqs")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
     }
-# The sweep queues every item without a champion prediction: what a broker lost or never got.
-# Beat keeps its schedule in the database (editable in the admin); these are the defaults.
+# Beat keeps its schedule in the database, editable in the admin (Periodic tasks): the sweep,
+# which queues every item without a champion prediction (what a broker lost or never got), and
+# the retrain check. moderation/schedules.py creates them after `migrate` with these intervals
+# when they do not exist yet; an admin's later edit is never overwritten.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE = {
-    "sweep-unpredicted": {
-        "task": "moderation.inference.tasks.sweep_unpredicted",
-        "schedule": float(os.environ.get("SWEEP_SECONDS", "300")),
-    },
-    "retrain-when-labels-arrive": {
-        "task": "moderation.training.tasks.retrain_if_enough_labels",
-        "schedule": float(os.environ.get("RETRAIN_CHECK_SECONDS", "3600")),
-    },
-}
+SWEEP_SECONDS = float(os.environ.get("SWEEP_SECONDS", "300"))
+RETRAIN_CHECK_SECONDS = float(os.environ.get("RETRAIN_CHECK_SECONDS", "3600"))
 
 # Retraining and promotion
 RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "200"))

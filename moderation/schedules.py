@@ -1,0 +1,43 @@
+"""The periodic tasks Celery beat runs, kept in the database so admins can edit them.
+
+django-celery-beat's scheduler writes every entry of `CELERY_BEAT_SCHEDULE` over its database
+row each time beat starts, which would undo an admin's edit at the next restart. The entries
+are created here instead, once, after `migrate`, with their intervals from the settings
+(`SWEEP_SECONDS`, `RETRAIN_CHECK_SECONDS`); after that the admin's Periodic tasks page
+is where they change, and no restart or migration resets them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+PERIODIC_TASKS = {
+    # What a broker lost or never got: every item without a champion prediction.
+    "sweep-unpredicted": ("moderation.inference.tasks.sweep_unpredicted", "SWEEP_SECONDS"),
+    # A retrain once enough new training-split labels exist.
+    "retrain-when-labels-arrive": (
+        "moderation.training.tasks.retrain_if_enough_labels",
+        "RETRAIN_CHECK_SECONDS",
+    ),
+}
+
+
+def periodic_tasks_ensure(**kwargs: Any) -> list[str]:
+    """Create each periodic task that does not exist yet (a post_migrate receiver); an
+    existing one is left as it is. Returns the names created."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    using = kwargs.get("using", "default")
+    created = []
+    for name, (task, setting) in PERIODIC_TASKS.items():
+        if PeriodicTask.objects.using(using).filter(name=name).exists():
+            continue
+        every = max(1, round(getattr(settings, setting)))
+        interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+            every=every, period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.using(using).create(name=name, task=task, interval=interval)
+        created.append(name)
+    return created
