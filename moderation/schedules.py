@@ -3,8 +3,8 @@
 django-celery-beat's scheduler writes every entry of `CELERY_BEAT_SCHEDULE` over its database
 row each time beat starts, which would undo an admin's edit at the next restart. The entries
 are created here instead, once, after `migrate`, with their intervals from the settings
-(`SWEEP_SECONDS`, `RETRAIN_CHECK_SECONDS`); after that the admin's Periodic tasks page
-is where they change, and no restart or migration resets them.
+(`SWEEP_SECONDS`, `RETRAIN_CHECK_SECONDS`, `LIVE_FIGURES_SECONDS`); after that the admin's
+Periodic tasks page is where they change, and no restart or migration resets them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ PERIODIC_TASKS = {
     "retrain-when-labels-arrive": (
         "moderation.training.tasks.retrain_if_enough_labels",
         "RETRAIN_CHECK_SECONDS",
+    ),
+    # The champion's figures on live labels, kept: the dashboards' live trend.
+    "record-live-figures": (
+        "moderation.training.tasks.record_live_figures",
+        "LIVE_FIGURES_SECONDS",
     ),
 }
 

@@ -147,6 +147,7 @@ CELERY_TASK_ROUTES = {
     # default (CPU) workers and must not wait behind a training run on a GPU worker.
     "moderation.inference.tasks.sweep_unpredicted": {"queue": "default"},
     "moderation.training.tasks.retrain_if_enough_labels": {"queue": "default"},
+    "moderation.training.tasks.record_live_figures": {"queue": "default"},
     "moderation.inference.tasks.*": {"queue": "inference"},
     "moderation.training.tasks.*": {"queue": "training"},
 }
@@ -168,6 +169,8 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss", "sqs")):
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 SWEEP_SECONDS = float(os.environ.get("SWEEP_SECONDS", "300"))
 RETRAIN_CHECK_SECONDS = float(os.environ.get("RETRAIN_CHECK_SECONDS", "3600"))
+# How often the champion's figures on live labels are kept as a point of the live trend.
+LIVE_FIGURES_SECONDS = float(os.environ.get("LIVE_FIGURES_SECONDS", "86400"))
 
 # Retraining and promotion
 RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "200"))

@@ -191,6 +191,7 @@ def trend_series(points: Sequence[TrendPoint], key: str) -> list[Series]:
 
 TREND_HEADER = [
     "evaluated_at",
+    "data",
     "version",
     "status",
     "model",
@@ -213,6 +214,7 @@ def trend_csv_rows(points: Sequence[TrendPoint]) -> list[list[Any]]:
             rows.append(
                 [
                     e.created_at.isoformat(),
+                    e.data,
                     e.model_version.version,
                     e.model_version.status,
                     model,

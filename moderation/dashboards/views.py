@@ -50,35 +50,54 @@ def _version_blocks() -> tuple[list[tables.VersionBlock], datetime]:
     return tables.version_blocks(versions, evaluation_latest_by_version(data="test"), live), live_at
 
 
+def _trend(data: str, what: str, empty: str) -> dict[str, Any]:
+    """One trend card: the evaluations on `data` ("test" or "live") as points, charts of the
+    DCM and severe DCM rates, and what to say when there is none."""
+    points = tables.trend_points(evaluation_list(data=data))
+    labels = [p.label for p in points]
+    charts = {
+        key: line_chart(
+            tables.trend_series(points, key),
+            x_labels=labels,
+            title=f"{name} on {what}, by evaluation",
+            y_label=name,
+        )
+        if points
+        else None
+        for key, name in (("dcm_rate", "DCM rate"), ("severe_dcm_rate", "Severe DCM rate"))
+    }
+    return {
+        "id": f"trend-{data}",
+        "title": f"DCM trend on {what}",
+        "points": points,
+        "dcm_chart": charts["dcm_rate"],
+        "severe_chart": charts["severe_dcm_rate"],
+        "empty": empty,
+    }
+
+
 @require_GET
 @admin_required
 def overview(request: HttpRequest) -> HttpResponse:
     blocks, live_at = _version_blocks()
     if request.GET.get("format") == "csv":
         return _csv("dcm-metrics.csv", tables.METRICS_HEADER, tables.metrics_csv_rows(blocks))
-    points = tables.trend_points(evaluation_list(data="test"))
-    labels = [p.label for p in points]
     context = {
         "blocks": blocks,
         "champion": next((b for b in blocks if b.version.status == "champion"), None),
         "live_at": live_at,
-        "points": points,
-        "dcm_chart": line_chart(
-            tables.trend_series(points, "dcm_rate"),
-            x_labels=labels,
-            title="DCM rate on the test split, by evaluation",
-            y_label="DCM rate",
-        )
-        if points
-        else None,
-        "severe_chart": line_chart(
-            tables.trend_series(points, "severe_dcm_rate"),
-            x_labels=labels,
-            title="Severe DCM rate on the test split, by evaluation",
-            y_label="severe DCM rate",
-        )
-        if points
-        else None,
+        "test_trend": _trend(
+            "test",
+            "the test split",
+            "No evaluation on the test split yet: a bundle trained with test data shows its "
+            "figures once registered, and every retrain evaluates its candidate and the champion.",
+        ),
+        "live_trend": _trend(
+            "live",
+            "live labels",
+            "No live figures kept yet: Celery beat keeps the champion's figures on moderators' "
+            "labels every LIVE_FIGURES_SECONDS (a day by default).",
+        ),
         "severe_items": severe_down_class_items(limit=SEVERE_LIST_LIMIT),
         "severe_limit": SEVERE_LIST_LIMIT,
     }
@@ -88,8 +107,12 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 @admin_required
 def trend_csv(request: HttpRequest) -> HttpResponse:
-    points = tables.trend_points(evaluation_list(data="test"))
-    return _csv("dcm-trend.csv", tables.TREND_HEADER, tables.trend_csv_rows(points))
+    rows = [
+        row
+        for data in ("test", "live")
+        for row in tables.trend_csv_rows(tables.trend_points(evaluation_list(data=data)))
+    ]
+    return _csv("dcm-trend.csv", tables.TREND_HEADER, rows)
 
 
 def _version_report(version: ModelVersion, data: str) -> dict[str, Any] | None:

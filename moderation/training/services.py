@@ -487,6 +487,20 @@ def evaluation_create_from_manifest(*, version: ModelVersion) -> Evaluation | No
     )
 
 
+def evaluation_create_live(*, version: ModelVersion) -> Evaluation | None:
+    """Keep the version's figures on live labels as they stand now (moderators' current labels
+    on items it predicted, with bootstrap intervals): one point of the live trend. Nothing
+    when no such label exists yet."""
+    from moderation.dashboards.selectors import live_report
+
+    report = live_report(version, bootstrap=settings.GATE_BOOTSTRAP)
+    if report is None:
+        return None
+    return Evaluation.objects.create(
+        model_version=version, data=Evaluation.Data.LIVE, n=report["n"], report=report
+    )
+
+
 def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> dict[str, Any]:
     """Judge the suggested rating of a candidate against the champion's on the same items.
 

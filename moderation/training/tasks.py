@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from moderation.inference import services as inference
 from moderation.training import services
 
 
@@ -17,3 +18,11 @@ def run_training(run_id: int) -> str:
 def retrain_if_enough_labels() -> int | None:
     run = services.retrain_if_enough_labels()
     return None if run is None else run.pk
+
+
+@shared_task(acks_late=True)
+def record_live_figures() -> int | None:
+    """The champion's figures on live labels today: the points of the dashboards' live trend."""
+    champion = inference.champion()
+    evaluation = None if champion is None else services.evaluation_create_live(version=champion)
+    return None if evaluation is None else evaluation.pk

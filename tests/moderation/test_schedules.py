@@ -21,6 +21,9 @@ def test_migrate_creates_the_sweep_and_the_retrain_check_with_the_configured_int
     assert (sweep.interval.every, sweep.interval.period) == (settings.SWEEP_SECONDS, "seconds")
     assert check.interval.every == settings.RETRAIN_CHECK_SECONDS
     assert sweep.enabled and check.enabled
+    live = tasks["record-live-figures"]
+    assert live.task == "moderation.training.tasks.record_live_figures"
+    assert live.interval.every == settings.LIVE_FIGURES_SECONDS
 
 
 @pytest.mark.django_db(transaction=True)  # the scheduler closes the connections it finds

@@ -83,3 +83,31 @@ def test_the_health_csvs_hold_the_counts(admin_client, evaluated):
     assert sum(int(r["labels"]) for r in days) == 1
     moderators = rows(admin_client.get("/dashboards/health/moderators.csv"))
     assert [(r["moderator"], r["labels"]) for r in moderators] == [("alice", "1")]
+
+
+def test_beat_keeps_the_champions_live_figures_as_the_live_trend(admin_client, evaluated):
+    from moderation.training.models import Evaluation
+    from moderation.training.tasks import record_live_figures
+
+    evaluation = Evaluation.objects.get(pk=record_live_figures())
+
+    assert (evaluation.data, evaluation.n, evaluation.model_version) == ("live", 1, evaluated)
+    assert evaluation.report["severe_dcm_count"] == 1  # labelled X, rated PG
+    assert "intervals" in evaluation.report  # with bootstrap intervals, as the gate's
+    data = rows(admin_client.get("/dashboards/trend.csv"))
+    assert [(r["data"], r["model"]) for r in data if r["data"] == "live"][:3] == [
+        ("live", "suggested"),
+        ("live", "voter"),
+        ("live", "mlp"),
+    ]
+    page = admin_client.get("/dashboards/").text
+    live_card = page[page.index('id="trend-live"') :]
+    assert "DCM trend on live labels" in live_card and "<svg" in live_card
+    assert "No live figures kept yet" not in page
+
+
+def test_no_live_figures_are_kept_without_a_moderators_label(champion):
+    from moderation.training.tasks import record_live_figures
+
+    make_prediction(make_item(), champion, suggested=1)
+    assert record_live_figures() is None
