@@ -248,6 +248,23 @@ def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
     assert first.status == "champion" and run.candidate.status == "retired"
 
 
+def test_a_passing_candidate_with_too_few_explicit_test_items_waits_for_an_admin(
+    labelled, settings
+):
+    settings.GATE_MIN_EXPLICIT = 1000  # far more X/XXX test items than exist
+    settings.GATE_F1_TOLERANCE = settings.GATE_DCM_TOLERANCE = 1.0
+    settings.GATE_SEVERE_TOLERANCE = 100
+    first = ModelVersion.objects.get(status="champion")
+
+    run = services.training_run_execute(run_id=services.training_run_start().pk)
+
+    assert run.state == "succeeded" and run.gate["passed"]
+    assert "an admin decides" in run.gate["needs_admin"]
+    assert run.candidate.status == "candidate"
+    assert ModelVersion.objects.get(status="champion") == first
+    assert "waiting for an admin" in run.reason
+
+
 def test_the_champion_cannot_be_retired(champion):
     with pytest.raises(ValueError, match="cannot be retired"):
         services.model_version_retire(version=champion)
