@@ -130,7 +130,11 @@ def train_bundle(
     progress: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> Bundle:
-    """Train every expert, then the MLP on their frozen features; save to `out` if given."""
+    """Train every expert, then the MLP on their frozen features; save to `out` if given.
+
+    `on_stage` hears each stage as it begins: "experts", then "expert:<name>" before each
+    expert, "features", "mlp", and with test data "evaluation"; then "save" with `out`.
+    """
     stage = on_stage or (lambda name: log.info("stage: %s", name))
     config.validate()
     train, val = rated(train), rated(val)
@@ -148,6 +152,7 @@ def train_bundle(
     stage("experts")
     experts, reports = {}, {}
     for spec in config.experts:
+        stage(f"expert:{spec['name']}")
         expert = build_expert(spec["name"], spec["kind"], spec.get("config"))
         reports[expert.name] = expert.fit(train, val, progress=progress)
         experts[expert.name] = expert

@@ -303,12 +303,25 @@ def _train_full(
 ) -> Bundle:
     config = champion.manifest.get("config") or {}
     bundle_config = BundleConfig.from_preset("fast", {k: v for k, v in config.items() if v})
+    names = [spec["name"] for spec in bundle_config.experts]
     _progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
+
+    def heard(stage: str) -> None:
+        # The experts take most of a full retrain: each moves the bar from 0.15 towards 0.55.
+        if stage.startswith("expert:"):
+            name = stage.removeprefix("expert:")
+            done = names.index(name) if name in names else 0
+            progress = 0.15 + 0.4 * done / max(1, len(names))
+            _progress(run.pk, stage="experts", progress=progress, line=f"training expert {name}")
+        elif stage in {"features", "mlp"}:
+            progress = {"features": 0.55, "mlp": 0.6}[stage]
+            _progress(run.pk, stage=stage, progress=progress, line=f"stage {stage}")
+
     return train_bundle(
         [_labelled_example(i) for i in fitted],
         [_labelled_example(i) for i in held_out],
         config=bundle_config,
-        on_stage=lambda stage: _progress(run.pk, stage=stage, progress=0.4, line=f"stage {stage}"),
+        on_stage=heard,
     )
 
 

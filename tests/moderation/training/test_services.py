@@ -2,6 +2,7 @@ import io
 import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -263,6 +264,26 @@ def test_a_passing_candidate_with_too_few_explicit_test_items_waits_for_an_admin
     assert run.candidate.status == "candidate"
     assert ModelVersion.objects.get(status="champion") == first
     assert "waiting for an admin" in run.reason
+
+
+def test_a_full_retrain_trains_every_expert_again_and_reports_each(labelled, settings):
+    settings.GATE_MIN_EXPLICIT = 0
+    first = ModelVersion.objects.get(status="champion")
+    run = services.training_run_start(mode=TrainingRun.Mode.FULL)
+
+    run = services.training_run_execute(run_id=run.pk)
+
+    assert run.state == "succeeded", run.reason
+    for name in ("tag_rules", "lstm", "lstm_tags"):
+        assert f"training expert {name}" in run.log
+    assert "stage mlp" in run.log
+    candidate = run.candidate
+    assert candidate.manifest["training_data"]["n_train"] > 0
+    assert candidate.manifest["version"] != first.manifest["version"]
+    # New experts: the candidate's LSTM weights are not the champion's.
+    new_lstm = (Path(candidate.path) / "experts" / "lstm" / "model.safetensors").read_bytes()
+    old_lstm = (Path(first.path) / "experts" / "lstm" / "model.safetensors").read_bytes()
+    assert new_lstm != old_lstm
 
 
 def test_the_champion_cannot_be_retired(champion):
