@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from PIL import Image
 
@@ -160,6 +160,12 @@ def rate_now(example: Example) -> tuple[ModelVersion, BundlePrediction]:
     return version, bundle_for(version).predict([example])
 
 
+def items_unpredicted(version: ModelVersion) -> QuerySet[MediaItem]:
+    """The items the version has no prediction for."""
+    predicted = Prediction.objects.filter(item=OuterRef("pk"), model_version=version)
+    return MediaItem.objects.filter(~Exists(predicted))
+
+
 def items_awaiting_prediction(
     *, version: ModelVersion, near: Sequence[int], limit: int
 ) -> list[int]:
@@ -174,11 +180,10 @@ def items_awaiting_prediction(
     if limit <= 0 or not near:
         return []
     window = 4 * settings.INFERENCE_BATCH_SIZE
-    predicted = Prediction.objects.filter(item=OuterRef("pk"), model_version=version)
     waiting = (
-        MediaItem.objects.filter(pk__gte=min(near) - window, pk__lte=max(near) + window)
+        items_unpredicted(version)
+        .filter(pk__gte=min(near) - window, pk__lte=max(near) + window)
         .exclude(pk__in=near)
-        .filter(~Exists(predicted))
         .order_by("pk")
         .values_list("pk", flat=True)
     )

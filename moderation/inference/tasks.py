@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import Exists, OuterRef
 
 from moderation.inference import services
-from moderation.inference.models import Prediction
-from moderation.media.models import MediaItem
 
 
 @shared_task(
@@ -43,14 +40,7 @@ def sweep_unpredicted(batch_size: int | None = None) -> int:
     version = services.champion()
     if version is None:
         return 0
-    missing = (
-        MediaItem.objects.filter(
-            ~Exists(Prediction.objects.filter(item=OuterRef("pk"), model_version=version))
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    ids = list(missing)
+    ids = list(services.items_unpredicted(version).order_by("pk").values_list("pk", flat=True))
     batch_size = batch_size or settings.INFERENCE_BATCH_SIZE
     for start in range(0, len(ids), batch_size):
         predict_items.delay(ids[start : start + batch_size])
