@@ -163,9 +163,10 @@ if CELERY_BROKER_URL.startswith(("redis", "rediss", "sqs")):
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
     }
 # Beat keeps its schedule in the database, editable in the admin (Periodic tasks): the sweep,
-# which queues every item without a champion prediction (what a broker lost or never got), and
-# the retrain check. moderation/schedules.py creates them after `migrate` with these intervals
-# when they do not exist yet; an admin's later edit is never overwritten.
+# which queues every item without a champion prediction (what a broker lost or never got), the
+# retrain check and the daily live figures. moderation/schedules.py creates them after
+# `migrate` with these intervals when they do not exist yet; an admin's later edit is never
+# overwritten.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 SWEEP_SECONDS = float(os.environ.get("SWEEP_SECONDS", "300"))
 RETRAIN_CHECK_SECONDS = float(os.environ.get("RETRAIN_CHECK_SECONDS", "3600"))

@@ -306,6 +306,8 @@ def _train_full(
     names = [spec["name"] for spec in bundle_config.experts]
     _progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
 
+    later = {"features": 0.55, "mlp": 0.6}
+
     def heard(stage: str) -> None:
         # The experts take most of a full retrain: each moves the bar from 0.15 towards 0.55.
         if stage.startswith("expert:"):
@@ -313,9 +315,8 @@ def _train_full(
             done = names.index(name) if name in names else 0
             progress = 0.15 + 0.4 * done / max(1, len(names))
             _progress(run.pk, stage="experts", progress=progress, line=f"training expert {name}")
-        elif stage in {"features", "mlp"}:
-            progress = {"features": 0.55, "mlp": 0.6}[stage]
-            _progress(run.pk, stage=stage, progress=progress, line=f"stage {stage}")
+        elif stage in later:
+            _progress(run.pk, stage=stage, progress=later[stage], line=f"stage {stage}")
 
     return train_bundle(
         [_labelled_example(i) for i in fitted],
