@@ -1,4 +1,9 @@
-"""The bar a data scientist would set first: TF-IDF words and bigrams + logistic regression."""
+"""The strong simple baseline every report compares against: the n-gram expert alone.
+
+TF-IDF over word 1-2-grams and character 2-5-grams of the prompt and tags, logistic
+regression with balanced class weights: the bar a data scientist sets first, and the model the
+experts, the voter and the MLP must beat.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +11,37 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
 
 from rating_models.examples import Example, rated
+from rating_models.experts.ngram import NgramConfig, NgramExpert
 from rating_models.metrics import model_report
-from rating_models.text import clean_prompt
+
+NAME = "tfidf_word_char_logreg"
 
 
-def tfidf_logistic_regression(
-    train: Sequence[Example], test: Sequence[Example], *, seed: int = 1234
+def ngram_baseline(
+    train: Sequence[Example], test: Sequence[Example], *, config: NgramConfig | None = None
 ) -> np.ndarray:
-    """Fit on `train`'s cleaned prompts (balanced class weights), predict `test`'s classes."""
-    train = rated(train)
-    model = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-        LogisticRegression(class_weight="balanced", max_iter=5000, C=4.0, random_state=seed),
-    )
-    model.fit([clean_prompt(e.prompt) for e in train], [e.rating.index for e in train])
-    return model.predict([clean_prompt(e.prompt) for e in test])
+    """Fit the n-gram model on `train`'s rated items, predict `test`'s classes."""
+    expert = NgramExpert("baseline", config or NgramConfig())
+    expert.fit(rated(train), [])
+    return expert.predict(list(test)).ratings
 
 
 def baseline_report(
     train: Sequence[Example], test: Sequence[Example], *, by: str | None = None, bootstrap: int = 0
 ) -> dict[str, Any]:
-    """Metrics of the TF-IDF baseline on `test`, with the same fields as a bundle's models."""
+    """Metrics of the baseline on `test`, with the same fields as a bundle's models."""
     test = rated(test)
     y_true = np.array([e.rating.index for e in test], dtype=np.int64)
-    y_pred = tfidf_logistic_regression(train, test)
-    report = {"n": len(test), "models": {"tfidf_logreg": model_report(y_true, y_pred, bootstrap)}}
+    y_pred = ngram_baseline(train, test)
+    report = {"n": len(test), "models": {NAME: model_report(y_true, y_pred, bootstrap)}}
     if by is not None:
         report[f"by_{by}"] = {}
         for value in sorted({str(getattr(e, by)) for e in test}):
             rows = [i for i, e in enumerate(test) if str(getattr(e, by)) == value]
             report[f"by_{by}"][value] = {
                 "n": len(rows),
-                "models": {"tfidf_logreg": model_report(y_true[rows], y_pred[rows], bootstrap)},
+                "models": {NAME: model_report(y_true[rows], y_pred[rows], bootstrap)},
             }
     return report

@@ -31,14 +31,19 @@ from tqdm.auto import tqdm
 
 from rating_models import __version__
 from rating_models.combine.mlp import MultimodalMLP
-from rating_models.combine.voter import check_membership, vote
+from rating_models.combine.voter import check_membership, panel, vote
 from rating_models.examples import Example
 from rating_models.experts import Expert, ExpertError, ExpertOutput, load_expert
 from rating_models.ratings import Rating
+from rating_models.stacking import OUT_OF_FOLD_FILE, OutOfFold
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUGGESTION_POLICIES = ("max", "voter", "mlp")
+VOTER_RULE = (
+    "members ranked strongest first; on each item, when an even number of them spoke, the "
+    "weakest of those sits out; a tie goes to the more restrictive rating"
+)
 
 
 class BundleError(RuntimeError):
@@ -59,6 +64,12 @@ class BundlePrediction:
     mlp: np.ndarray  # (N,)
     suggested: np.ndarray  # (N,)
     flagged: np.ndarray  # (N,) bool: a moderator must look whatever the rating
+    voters: np.ndarray  # (N,) int: how many experts voted (odd, or 0 when all abstained)
+    mlp_used: np.ndarray  # (N, experts) bool: whose features the MLP read, in expert order
+
+    def mlp_experts(self, row: int) -> list[str]:
+        """The experts whose features the MLP read for one item."""
+        return [name for name, used in zip(self.experts, self.mlp_used[row], strict=True) if used]
 
     def ratings(self, model: str) -> np.ndarray:
         """Class indices of one expert, or of "voter", "mlp" or "suggested"."""
@@ -76,6 +87,8 @@ class BundlePrediction:
             self.mlp[index],
             self.suggested[index],
             self.flagged[index],
+            self.voters[index],
+            self.mlp_used[index],
         )
 
     def suggested_rating(self, row: int) -> Rating:
@@ -89,6 +102,10 @@ class Bundle:
     mlp: MultimodalMLP
     suggested: str = "max"
     manifest: dict[str, Any] = field(default_factory=dict)
+    # The experts' out-of-fold outputs on the training items, saved with the bundle for MLP
+    # retrains (`rating_models.stacking`); not loaded with it: read them with
+    # `stacking.read_out_of_fold(directory)`.
+    out_of_fold: OutOfFold | None = None
 
     def __post_init__(self) -> None:
         check_membership(self.voter, list(self.experts))
@@ -159,7 +176,9 @@ class Bundle:
         stripped_rows: dict[str, np.ndarray],
     ) -> BundlePrediction:
         """The voter, the MLP and the suggestion from the experts' (guarded) outputs."""
-        votes = vote(np.stack([outputs[n].ratings for n in self.voter], axis=1))
+        ballots = np.stack([outputs[n].ratings for n in self.voter], axis=1)  # (N, members)
+        votes = vote(ballots)
+        voters = panel(ballots).sum(axis=1)
         mlp_probs = self.mlp.predict_proba(self.mlp.inputs(outputs))
         mlp_probs = self._guard_mlp(examples, outputs, stripped_outputs, stripped_rows, mlp_probs)
         mlp = mlp_probs.argmax(axis=1) if len(mlp_probs) else np.zeros(0, dtype=np.int64)
@@ -172,7 +191,8 @@ class Bundle:
         flagged = np.zeros(len(examples), dtype=bool)
         for out in outputs.values():
             flagged |= out.flagged
-        return BundlePrediction(outputs, votes, mlp_probs, mlp, suggested, flagged)
+        used = self.mlp.used(outputs)
+        return BundlePrediction(outputs, votes, mlp_probs, mlp, suggested, flagged, voters, used)
 
     def _guard_mlp(
         self,
@@ -208,6 +228,8 @@ class Bundle:
             for name, expert in self.experts.items():
                 expert.save(staging / "experts" / name)
             self.mlp.save(staging / "mlp")
+            if self.out_of_fold is not None:
+                self.out_of_fold.save(staging / OUT_OF_FOLD_FILE)
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "package_version": __version__,
@@ -217,7 +239,7 @@ class Bundle:
                     {**expert.describe(), "path": f"experts/{name}"}
                     for name, expert in self.experts.items()
                 ],
-                "voter": {"members": self.voter},
+                "voter": {"members": self.voter, "rule": VOTER_RULE},
                 "mlp": {"path": "mlp", "input_size": self.mlp.input_size},
                 "suggested": self.suggested,
                 **{k: v for k, v in self.manifest.items() if k not in _OWN_KEYS},
@@ -364,6 +386,6 @@ def _concatenate(parts: list[BundlePrediction]) -> BundlePrediction:
         experts,
         *(
             np.concatenate([getattr(p, f) for p in parts])
-            for f in ("voter", "mlp_probs", "mlp", "suggested", "flagged")
+            for f in ("voter", "mlp_probs", "mlp", "suggested", "flagged", "voters", "mlp_used")
         ),
     )

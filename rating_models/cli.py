@@ -43,6 +43,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     train.add_argument(
         "--test", type=Path, help="test examples: record their metrics in the manifest"
     )
+    train.add_argument(
+        "--select",
+        action="store_true",
+        help="first choose settings by cross-validation over train + val (as `select` does) "
+        "and train with them; the manifest keeps the selection log",
+    )
+    train.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N", help="with --select: resamples"
+    )
+
+    select = commands.add_parser(
+        "select",
+        help="choose settings by k-fold cross-validation over train + val (never the test split)",
+    )
+    select.add_argument("--data", required=True, type=Path, help="training examples")
+    select.add_argument("--val", required=True, type=Path, help="validation examples")
+    select.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="configuration file to write (for `train --config`); the experts' out-of-fold "
+        "outputs go beside it (.npz), for `train` to reuse",
+    )
+    select.add_argument("--preset", default="fast", help="the preset whose settings are tried")
+    select.add_argument("--config", type=Path, help="JSON file overriding the preset first")
+    select.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)"
+    )
 
     evaluate = commands.add_parser("evaluate", help="score a bundle on rated examples")
     evaluate.add_argument("bundle", type=Path, help="bundle directory")
@@ -108,15 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from rating_models.examples import load_examples
-    from rating_models.train import BundleConfig, train_bundle
+    from rating_models.train import train_bundle
 
-    config = (
-        BundleConfig.from_file(args.config, preset=args.preset)
-        if args.config
-        else BundleConfig.from_preset(args.preset)
-    )
+    config = _config(args)
     train, val = load_examples(args.data), load_examples(args.val)
     test = load_examples(args.test) if args.test else None
+    computed = _selection_outputs(args.config, config, train, val)
+    prototypes = None
+    if args.select:
+        config, computed, prototypes = _run_selection(args, config, train, val)
     print(
         f"training {len(train)} items, validating on {len(val)}, preset {args.preset}",
         file=sys.stderr,
@@ -129,11 +157,103 @@ def run_train(args: argparse.Namespace) -> int:
         test=test,
         progress=True,
         on_stage=lambda name: print(f"== {name}", file=sys.stderr),
+        computed=computed,
+        prototypes=prototypes,
     )
     print(f"bundle {bundle.version} written to {args.out}", file=sys.stderr)
     if bundle.manifest.get("test_metrics"):
         print(format_report(bundle.manifest["test_metrics"]))
     return 0
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from rating_models.config import BundleConfig
+
+    if args.config:
+        return BundleConfig.from_file(args.config, preset=args.preset)
+    return BundleConfig.from_preset(args.preset)
+
+
+def _selection_outputs(path: Path | None, config: Any, train: list, val: list) -> Any:
+    """The out-of-fold outputs `select` wrote beside its configuration, when that selection
+    ran over exactly these train + val items with these experts; else None (train computes
+    its own)."""
+    from rating_models.examples import fingerprint, rated
+    from rating_models.stacking import OutOfFold
+
+    selection = config.selection or {}
+    if path is None or not selection:
+        return None
+    outputs = path.with_suffix(".npz")
+    same_data = selection.get("data", {}).get("fingerprint") == fingerprint(
+        [*rated(train), *rated(val)]
+    )
+    if not (outputs.is_file() and same_data and selection.get("chosen_experts") == config.experts):
+        print("the selection's out-of-fold outputs do not match: computing them", file=sys.stderr)
+        return None
+    return OutOfFold.load(outputs)
+
+
+def _run_selection(args: argparse.Namespace, config: Any, train: list, val: list) -> Any:
+    from rating_models.selection import select
+
+    print(
+        f"cross-validating {config.folds} folds over {len(train)} + {len(val)} items",
+        file=sys.stderr,
+    )
+    chosen, outputs, prototypes = select(
+        train,
+        val,
+        config=config,
+        bootstrap=args.bootstrap,
+        progress=True,
+        on_stage=lambda name: print(f"== select: {name}", file=sys.stderr),
+    )
+    print(format_selection(chosen.selection), file=sys.stderr)
+    return chosen, outputs, prototypes
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from rating_models.examples import load_examples
+
+    config = _config(args)
+    train, val = load_examples(args.data), load_examples(args.val)
+    chosen, outputs, _ = _run_selection(args, config, train, val)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    outputs.save(args.out.with_suffix(".npz"))
+    record = {**chosen.describe(), "selection": chosen.selection}
+    args.out.write_text(json.dumps(record, indent=2))
+    print(f"configuration written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def format_selection(selection: dict[str, Any]) -> str:
+    """The candidates' cross-validated figures, one table per choice."""
+    lines = [f"{selection['method']}, {selection['data']['n']} items", selection["rule"], ""]
+    rows = [("choice", "candidate", "macro-F1", "DCM rate", "severe DCM", "chosen")]
+    baseline = selection["baseline"]
+    rows.append(_selection_row("baseline", baseline["expert"], baseline, True))
+    for name, trials in selection["experts"].items():
+        for trial in trials:
+            label = ", ".join(f"{k}={v}" for k, v in trial["config"].items()) or "preset"
+            rows.append(_selection_row(f"expert {name}", label, trial, trial["chosen"]))
+    for choice in ("mlp", "voter", "suggested"):
+        block = selection[choice]
+        for name, figures in block["candidates"].items():
+            rows.append(_selection_row(choice, name, figures, name == block["chosen"]))
+    return "\n".join(lines + _table(rows))
+
+
+def _selection_row(choice: str, name: str, f: dict[str, Any], chosen: bool) -> tuple[str, ...]:
+    ci = f.get("intervals") or {}
+    return (
+        choice,
+        name,
+        _fmt(f["macro_f1"], ci.get("macro_f1")),
+        _fmt(f["dcm_rate"], ci.get("dcm_rate")),
+        f["severe_dcm"],
+        "*" if chosen else "",
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -196,6 +316,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "train": run_train,
+    "select": run_select,
     "evaluate": run_evaluate,
     "predict": run_predict,
     "baseline": run_baseline,
@@ -215,6 +336,9 @@ def format_report(
     table = _markdown if markdown else _table
     lines = [f"{title}: {report['n']} rated items", ""]
     lines += table(_models_rows(report))
+    if report.get("voter_panel_sizes"):
+        sizes = ", ".join(f"{n} by {k}" for k, n in report["voter_panel_sizes"].items())
+        lines += ["", f"items voted by how many experts: {sizes}"]
     if "per_class" in report:
         policy = report.get("suggestion_policy", "max")
         lines += ["", f"suggested rating ({policy}) per class:", ""]

@@ -61,8 +61,11 @@ def _report(
         spoke = predicted >= 0
         models[name] = model_report(y_true[spoke], predicted[spoke], bootstrap)
         models[name]["abstained"] = int((~spoke).sum())
+    sizes = np.bincount(prediction.voters, minlength=len(bundle.voter) + 1)
     return {
         "n": len(y_true),
+        # How many items the voter rated with 1, 3, 5 ... experts (0: every expert abstained).
+        "voter_panel_sizes": {str(k): int(c) for k, c in enumerate(sizes) if c},
         "suggestion_policy": bundle.suggested,
         **model_report(y_true, prediction.suggested, bootstrap),
         "models": models,

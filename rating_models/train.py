@@ -1,18 +1,19 @@
-"""Training a bundle: experts first, then their frozen features, then the MLP.
+"""Training a bundle: experts out of fold, then on all data, then the MLP on their outputs.
 
-Stages, in order: configuration, data, experts (each fits on train with val for early
-stopping), features (every expert predicts train and val once; the MLP trains on this cache),
-MLP, optional evaluation on a test split, save.
+Stages, in order: configuration, data, experts (for each: its out-of-fold outputs over the
+training items, k fits, then one fit on all of them with val for early stopping), features
+(every expert predicts val), MLP (on the out-of-fold outputs of the training items, val for
+early stopping), optional evaluation on a test split, save.
+
+The voter's panel is ranked by each expert's out-of-fold macro-F1: where an even number of
+experts speak on an item, the weakest of them sits out (`combine.voter`).
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,104 +21,16 @@ import numpy as np
 
 from rating_models.bundle import Bundle
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
-from rating_models.combine.voter import check_membership
+from rating_models.combine.voter import rank_by
+from rating_models.config import PRESETS, BundleConfig, ConfigError
 from rating_models.examples import Example, fingerprint, rated
-from rating_models.experts import build_expert
+from rating_models.experts import Expert, ExpertOutput, build_expert
+from rating_models.metrics import rating_report
+from rating_models.stacking import OutOfFold, assign_folds, out_of_fold
 
 log = logging.getLogger(__name__)
 
-# "fast": frozen encoders with trained heads, minutes on a laptop CPU.
-# "full": the transformer experts are fine-tuned end to end, for GPU workers. Both default to
-# the offline MiniLM backbone; a production backbone is a setting (`--config`).
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {
-        "experts": [
-            {"name": "tag_rules", "kind": "tag_rules", "config": {}},
-            {"name": "lstm", "kind": "lstm", "config": {}},
-            {"name": "text", "kind": "transformer", "config": {"mode": "frozen"}},
-            {
-                "name": "text_tags",
-                "kind": "transformer",
-                "config": {"mode": "frozen", "with_tags": True},
-            },
-            {"name": "image", "kind": "image", "config": {}},
-        ],
-        "voter": None,
-        "mlp": {},
-        "suggested": "max",
-    },
-    "full": {
-        "experts": [
-            {"name": "tag_rules", "kind": "tag_rules", "config": {}},
-            {"name": "lstm", "kind": "lstm", "config": {}},
-            {"name": "text", "kind": "transformer", "config": {"mode": "finetune"}},
-            {
-                "name": "text_tags",
-                "kind": "transformer",
-                "config": {"mode": "finetune", "with_tags": True},
-            },
-            {"name": "image", "kind": "image", "config": {}},
-        ],
-        "voter": None,
-        "mlp": {},
-        "suggested": "max",
-    },
-}
-
-
-class ConfigError(ValueError):
-    """A bundle configuration that cannot be trained."""
-
-
-@dataclass
-class BundleConfig:
-    experts: list[dict[str, Any]]
-    voter: list[str] | None = None  # None: every expert votes
-    mlp: dict[str, Any] = field(default_factory=dict)
-    suggested: str = "max"
-
-    @classmethod
-    def from_preset(cls, preset: str, overrides: dict[str, Any] | None = None) -> BundleConfig:
-        """A preset, with any top-level key replaced by `overrides` (a `--config` file)."""
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
-        merged = copy.deepcopy(PRESETS[preset])
-        unknown = set(overrides or {}) - set(merged)
-        if unknown:
-            raise ConfigError(
-                f"unknown configuration keys {sorted(unknown)}; known: {sorted(merged)}"
-            )
-        merged.update(copy.deepcopy(overrides or {}))
-        config = cls(**merged)
-        config.validate()
-        return config
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, preset: str = "fast") -> BundleConfig:
-        try:
-            overrides = json.loads(Path(path).read_text())
-        except OSError as error:
-            raise ConfigError(f"{path}: {error.strerror}") from None
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path}: invalid JSON ({error})") from None
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        return cls.from_preset(overrides.pop("preset", preset), overrides)
-
-    @property
-    def voter_members(self) -> list[str]:
-        return self.voter if self.voter is not None else [e["name"] for e in self.experts]
-
-    def validate(self) -> None:
-        names = [e.get("name") for e in self.experts]
-        if not names or any(not isinstance(n, str) or not n for n in names):
-            raise ConfigError("every expert needs a name")
-        if len(set(names)) != len(names):
-            raise ConfigError(f"expert names must be distinct: {names}")
-        try:
-            check_membership(self.voter_members, names)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+__all__ = ["PRESETS", "BundleConfig", "ConfigError", "train_bundle"]
 
 
 def train_bundle(
@@ -129,11 +42,16 @@ def train_bundle(
     test: Sequence[Example] | None = None,
     progress: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    computed: OutOfFold | None = None,
+    prototypes: dict[str, Expert] | None = None,
 ) -> Bundle:
-    """Train every expert, then the MLP on their frozen features; save to `out` if given.
+    """Train every expert, then the MLP on their out-of-fold outputs; save to `out` if given.
 
     `on_stage` hears each stage as it begins: "experts", then "expert:<name>" before each
     expert, "features", "mlp", and with test data "evaluation"; then "save" with `out`.
+    `computed`: out-of-fold outputs made earlier for these training items (by `select`, over
+    the same data); an expert found there is not fitted k times again. `prototypes`: untrained
+    experts made earlier with the same settings (by `select`), whose frozen parts are reused.
     """
     stage = on_stage or (lambda name: log.info("stage: %s", name))
     config.validate()
@@ -148,46 +66,79 @@ def train_bundle(
         len(val),
         [e["name"] for e in config.experts],
     )
+    ids = [e.id for e in train]
+    reused = computed.rows(ids) if computed is not None else {}
 
     stage("experts")
-    experts, reports = {}, {}
+    folds = assign_folds(train, config.folds, seed=config.seed)
+    experts: dict[str, Expert] = {}
+    oof: dict[str, ExpertOutput] = {}
+    reports: dict[str, Any] = {}
     for spec in config.experts:
         stage(f"expert:{spec['name']}")
-        expert = build_expert(spec["name"], spec["kind"], spec.get("config"))
+        prototype = (prototypes or {}).get(spec["name"]) or build_expert(
+            spec["name"], spec["kind"], spec.get("config")
+        )
+        prototype.prepare([*train, *val], progress=progress)
+        if spec["name"] in reused:
+            oof[prototype.name] = reused[prototype.name]
+        else:
+            oof[prototype.name] = out_of_fold(
+                prototype, train, folds, early_stopping=val, progress=progress, seed=config.seed
+            )
+        expert = prototype.fresh()
         reports[expert.name] = expert.fit(train, val, progress=progress)
         experts[expert.name] = expert
 
     stage("features")
-    train_outputs = {n: e.predict(train) for n, e in experts.items()}
     val_outputs = {n: e.predict(val) for n, e in experts.items()}
+    y_train = np.array([e.rating.index for e in train])
+    y_val = np.array([e.rating.index for e in val])
+    scores = out_of_fold_scores(oof, y_train)
+    images = sum(e.image is not None for e in train)
+    unread = [] if images >= config.min_image_labels else image_experts(experts)
+    if unread:
+        log.info(
+            "%d labelled training images (MLP reads images from %d): the MLP does not read %s",
+            images,
+            config.min_image_labels,
+            unread,
+        )
 
     stage("mlp")
     mlp = MultimodalMLP(
         [ExpertSlot(n, e.modality, e.feature_size) for n, e in experts.items()],
         MLPConfig(**config.mlp),
     )
-    y_train = np.array([e.rating.index for e in train])
-    y_val = np.array([e.rating.index for e in val])
     reports["mlp"] = mlp.fit(
-        mlp.inputs(train_outputs), y_train, mlp.inputs(val_outputs), y_val, progress=progress
+        mlp.inputs(silenced(oof, unread)),
+        y_train,
+        mlp.inputs(silenced(val_outputs, unread)),
+        y_val,
+        progress=progress,
     )
 
-    bundle = Bundle(experts, config.voter_members, mlp, config.suggested)
+    voter = rank_by({n: s["macro_f1"] for n, s in scores.items()}, config.voter_members)
+    bundle = Bundle(experts, voter, mlp, config.suggested)
+    bundle.out_of_fold = OutOfFold(ids, oof)
     bundle.manifest = {
         "training_data": {
             "fingerprint": fingerprint(train),
             "validation_fingerprint": fingerprint(val),
             "n_train": len(train),
             "n_val": len(val),
+            "n_images": images,
             "class_counts": dict(sorted(counts.items())),
         },
         "training": reports,
-        "config": {
-            "experts": config.experts,
-            "voter": config.voter,
-            "mlp": config.mlp,
-            "suggested": config.suggested,
+        "config": config.describe(),
+        "stacking": {
+            "folds": config.folds,
+            "reused_from_selection": sorted(n for n in reused if n in experts),
+            "out_of_fold_scores": scores,
+            "mlp_reads": mlp.trained,
         },
+        "selection": config.selection,
         "test_metrics": None,
     }
     if test is not None:
@@ -201,3 +152,33 @@ def train_bundle(
         stage("save")
         bundle.save(out)
     return bundle
+
+
+def image_experts(experts: dict[str, Expert]) -> list[str]:
+    return [name for name, expert in experts.items() if expert.modality == "image"]
+
+
+def silenced(outputs: dict[str, ExpertOutput], names: Sequence[str]) -> dict[str, ExpertOutput]:
+    """The outputs with the named experts abstaining on every item."""
+    quiet = dict(outputs)
+    for name in names:
+        out = outputs[name]
+        quiet[name] = ExpertOutput.empty(len(out.abstain), out.features.shape[1])
+    return quiet
+
+
+def out_of_fold_scores(outputs: dict[str, ExpertOutput], labels: np.ndarray) -> dict[str, Any]:
+    """Each expert's macro-F1 and DCM rate over the items it spoke on, out of fold."""
+    scores = {}
+    for name, out in outputs.items():
+        spoke = ~out.abstain
+        if not spoke.any():
+            scores[name] = {"n": 0, "macro_f1": 0.0, "dcm_rate": None}
+            continue
+        report = rating_report(labels[spoke], out.ratings[spoke])
+        scores[name] = {
+            "n": int(spoke.sum()),
+            "macro_f1": round(report["macro_f1"], 4),
+            "dcm_rate": round(report["dcm_rate"], 4),
+        }
+    return scores

@@ -5,6 +5,10 @@ trains on them. Each expert contributes its (standardised) features and a presen
 abstaining expert contributes zeros and flag 0. Training drops whole modalities at random, so
 the same MLP rates a prompt alone (generation time) and a prompt with tags and image
 (ingestion).
+
+Only trained weights touch an input: the MLP records which experts were present in its
+training rows (`trained`), and an expert it never saw present (the image expert of a bundle
+trained on prompts alone) is treated as absent at inference, zeros and flag 0, whatever it says.
 """
 
 from __future__ import annotations
@@ -91,16 +95,43 @@ class MultimodalMLP:
         # Per-feature standardisation learned from the training rows where the expert spoke.
         self.mean = np.zeros(self.input_size, dtype=np.float32)
         self.std = np.ones(self.input_size, dtype=np.float32)
+        # Names of the experts present in at least one training row; None before training.
+        self.trained: list[str] | None = None
+
+    def reads(self, name: str) -> bool:
+        """Whether the MLP's weights for this expert were trained (an untrained MLP reads all)."""
+        return self.trained is None or name in self.trained
+
+    def used(self, outputs: dict[str, ExpertOutput]) -> np.ndarray:
+        """(N, slots) bool: which experts' features the MLP reads for each item."""
+        columns = [~outputs[slot.name].abstain & self.reads(slot.name) for slot in self.slots]
+        if not columns:
+            return np.zeros((0, 0), dtype=bool)
+        return np.stack(columns, axis=1)
 
     def inputs(self, outputs: dict[str, ExpertOutput]) -> np.ndarray:
-        """Concatenate [features, presence] per expert, in slot order: (N, input_size)."""
+        """Concatenate [features, presence] per expert, in slot order: (N, input_size).
+
+        An expert the MLP never saw present in training counts as absent."""
         blocks = []
-        for slot in self.slots:
-            out = outputs[slot.name]
-            present = (~out.abstain).astype(np.float32)[:, None]  # (N, 1)
-            blocks.append(out.features.astype(np.float32) * present)
-            blocks.append(present)
+        for slot, present in zip(self.slots, self.used(outputs).T, strict=True):
+            flag = present.astype(np.float32)[:, None]  # (N, 1)
+            blocks.append(outputs[slot.name].features.astype(np.float32) * flag)
+            blocks.append(flag)
         return np.concatenate(blocks, axis=1)
+
+    def _read_columns(self) -> np.ndarray:
+        """(input_size,) bool: the columns of the experts whose weights were trained."""
+        return np.concatenate([np.full(s.feature_size + 1, self.reads(s.name)) for s in self.slots])
+
+    def _slot_presence(self, x: np.ndarray) -> np.ndarray:
+        """(N, slots) bool: the presence flags of input rows."""
+        flags, start = [], 0
+        for slot in self.slots:
+            start += slot.feature_size
+            flags.append(x[:, start] > 0.5)
+            start += 1
+        return np.stack(flags, axis=1)
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         presence = self._presence_columns(x)
@@ -157,6 +188,8 @@ class MultimodalMLP:
         `epochs_run` and `best_epoch` count validation checks (see `MLPConfig.check_rows`).
         """
         seed_everything(self.config.seed)
+        seen = self._slot_presence(x_train).any(axis=0) if len(x_train) else []
+        self.trained = [slot.name for slot, spoke in zip(self.slots, seen, strict=True) if spoke]
         presence = self._presence_columns(x_train)
         counts = np.maximum(presence.sum(axis=0), 1)
         self.mean = (np.where(presence, x_train, 0).sum(axis=0) / counts).astype(np.float32)
@@ -213,6 +246,7 @@ class MultimodalMLP:
         self.net.eval()
         return {
             "n_train": len(x_train),
+            "trained_experts": self.trained,
             "input_size": self.input_size,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -233,6 +267,7 @@ class MultimodalMLP:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """(N, input_size) expert inputs -> (N, 5) probabilities."""
         self.net.eval()
+        x = np.where(self._read_columns(), x, 0.0).astype(np.float32)  # untrained: absent
         z = torch.from_numpy(self._standardise(x)).to(self.device)
         probs = [F.softmax(self.net(z[i : i + 4096]), dim=-1) for i in range(0, len(z), 4096)]
         if not probs:
@@ -242,7 +277,11 @@ class MultimodalMLP:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        record = {"config": asdict(self.config), "slots": [asdict(s) for s in self.slots]}
+        record = {
+            "config": asdict(self.config),
+            "slots": [asdict(s) for s in self.slots],
+            "trained": self.trained,
+        }
         (directory / "mlp.json").write_text(json.dumps(record, indent=2))
         state = {k: v.contiguous().cpu() for k, v in self.net.state_dict().items()}
         state["input.mean"] = torch.from_numpy(self.mean)
@@ -255,6 +294,7 @@ class MultimodalMLP:
         record = json.loads((directory / "mlp.json").read_text())
         config = MLPConfig(**{**record["config"], **({"device": device} if device else {})})
         mlp = cls([ExpertSlot(**s) for s in record["slots"]], config)
+        mlp.trained = record.get("trained")
         state = load_file(directory / "model.safetensors")
         mlp.mean = state.pop("input.mean").numpy()
         mlp.std = state.pop("input.std").numpy()

@@ -18,6 +18,7 @@ EXPERT_KINDS = {
     "lstm": "rating_models.experts.lstm:LSTMExpert",
     "transformer": "rating_models.experts.transformer:TransformerExpert",
     "image": "rating_models.experts.image:ImageExpert",
+    "ngram": "rating_models.experts.ngram:NgramExpert",
 }
 
 

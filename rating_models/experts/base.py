@@ -7,6 +7,7 @@ for the examples whose modality is missing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from abc import ABC, abstractmethod
@@ -110,6 +111,19 @@ class Expert(ABC):
             "modality": self.modality,
             "feature_size": self.feature_size,
         }
+
+    def learns_from(self, train: Sequence[Example]) -> bool:
+        """Whether fitting on `train` changes what the expert says (rules do not learn)."""
+        return True
+
+    def fresh(self) -> Self:
+        """An untrained copy with the same settings, for out-of-fold fits. Experts with a
+        costly frozen part (an encoder and its cached embeddings) share it with the copy."""
+        return type(self)(self.name, copy.deepcopy(self.config))
+
+    def prepare(self, examples: Sequence[Example], *, progress: bool = False) -> None:  # noqa: B027
+        """Precompute what every fit on these examples shares (a frozen encoder's embeddings);
+        a no-op for experts that have nothing to share."""
 
     # -- shared behaviour ------------------------------------------------------------------
 

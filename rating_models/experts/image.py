@@ -347,6 +347,11 @@ class ImageExpert(Expert):
             return threshold_probabilities(ratings, self.config.threshold_confidence)
         return _head_softmax(self.head, features, self.device)
 
+    def learns_from(self, train: Sequence[Example]) -> bool:
+        """Thresholds until `min_labelled_images` labelled images: they learn nothing."""
+        labelled = [e for e in train if e.image is not None and e.rating is not None]
+        return len(labelled) >= self.config.min_labelled_images
+
     def fit(
         self, train: Sequence[Example], val: Sequence[Example], *, progress: bool = False
     ) -> dict[str, Any]:

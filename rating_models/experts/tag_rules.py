@@ -191,6 +191,9 @@ class TagRulesExpert(Expert):
     ) -> dict[str, Any]:
         return {"trained": False, "reason": "rules are configuration, not learned"}
 
+    def learns_from(self, train: Sequence[Example]) -> bool:
+        return False
+
     def moderation_tags(self, example: Example) -> dict[str, float]:
         """The item's moderation tags with confidences, derived from its tagger tags."""
         present: dict[str, float] = {}

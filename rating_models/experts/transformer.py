@@ -200,10 +200,12 @@ class TransformerExpert(Expert):
         self.model: TransformerClassifier | None = None
         self._runner: Encode | None = None  # the encoder as `runtime` runs it, built on use
         self.tokenizer: PreTrainedTokenizerBase | None = None
-        # Frozen mode: pooled encodings of the texts seen in `fit`, so that computing the
-        # training features for the MLP right after does not encode every text again.
-        # Filled only by `fit`; a loaded expert starts empty and never grows it.
+        # Frozen mode: pooled encodings of the texts seen in `fit` (and `prepare`), so that
+        # computing the training features for the MLP right after does not encode every text
+        # again. Filled only by `fit` and `prepare`; a loaded expert starts empty and never
+        # grows it. Copies made by `fresh` share it, and the frozen encoder itself.
         self._fit_encodings: dict[Pair, Tensor] = {}
+        self._shared: tuple[PreTrainedTokenizerBase, PreTrainedModel] | None = None
 
     @property
     def modality(self) -> str:  # type: ignore[override]
@@ -224,10 +226,40 @@ class TransformerExpert(Expert):
 
     # -- building and loading ------------------------------------------------------------
 
+    def fresh(self) -> TransformerExpert:
+        twin = super().fresh()
+        if self.config.mode == "frozen":
+            if self._shared is None:
+                self._build(resolve_backbone(self.config.backbone))
+            twin._shared = self._shared
+            twin._fit_encodings = self._fit_encodings
+        return twin
+
+    def prepare(self, examples: Sequence[Example], *, progress: bool = False) -> None:
+        """Frozen mode: encode every distinct text of `examples` once, for all later fits."""
+        if self.config.mode != "frozen":
+            return
+        if self._shared is None:
+            self._build(resolve_backbone(self.config.backbone))
+        self._cache_encodings([self._pair(e) for e in examples if not self._abstains(e)], progress)
+
+    def _cache_encodings(self, pairs: Sequence[Pair], progress: bool) -> None:
+        missing = list(dict.fromkeys(p for p in pairs if p not in self._fit_encodings))
+        if missing:
+            pooled = self._encode(missing, progress=progress)  # (M, H)
+            self._fit_encodings.update(zip(missing, pooled, strict=True))
+        log.info("%s: %d texts, %d newly encoded", self.name, len(pairs), len(missing))
+
     def _build(self, source: str) -> None:
-        """A fresh model: the encoder from `source`, a randomly initialised head."""
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        encoder = AutoModel.from_pretrained(source, dtype=torch.float32)
+        """A fresh model: the encoder from `source` (or the one shared by a frozen prototype),
+        a randomly initialised head."""
+        if self._shared is not None:
+            self.tokenizer, encoder = self._shared
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            encoder = AutoModel.from_pretrained(source, dtype=torch.float32)
+            if self.config.mode == "frozen":
+                self._shared = (self.tokenizer, encoder)
         self.model = TransformerClassifier(encoder, self.config).to(self.device).eval()
         self._runner = None
         if self.config.mode == "frozen":
@@ -456,17 +488,12 @@ class TransformerExpert(Expert):
     ) -> LoopResult:
         config = self.config
         model, _ = self._ready()
-        # Prompts repeat a lot (templates, reposts): encode each distinct pair once.
+        # Prompts repeat a lot (templates, reposts): encode each distinct pair once, and
+        # only those that no earlier fit sharing this cache has encoded.
         pairs = [self._pair(e) for e in (*train, *val)]
-        distinct = list(dict.fromkeys(pairs))
-        position = {pair: i for i, pair in enumerate(distinct)}
-        pooled = self._encode(distinct, progress=progress)  # (P, H)
-        log.info(
-            "%s: encoded %d distinct texts for %d examples", self.name, len(distinct), len(pairs)
-        )
-        self._fit_encodings = dict(zip(distinct, pooled, strict=True))
-        index = torch.tensor([position[p] for p in pairs], device=self.device)  # (N,)
-        x_train, x_val = pooled[index[: len(train)]], pooled[index[len(train) :]]  # (n, H)
+        self._cache_encodings(pairs, progress)
+        encoded = torch.stack([self._fit_encodings[p] for p in pairs])  # (N, H)
+        x_train, x_val = encoded[: len(train)], encoded[len(train) :]  # (n, H)
         t_train = torch.as_tensor(y_train, device=self.device)  # (n,)
         t_val = torch.as_tensor(y_val, device=self.device)  # (m,)
         generator = torch.Generator().manual_seed(config.seed)

@@ -15,6 +15,8 @@ TINY_LSTM = {
     "min_word_count": 1,
 }
 TINY_MLP = {"hidden_size": 16, "epochs": 30, "patience": 30}
+# Out-of-fold stacking fits every learning expert this many times more: two is enough in tests.
+TINY_FOLDS = 2
 
 
 def lstm_bundle_config() -> dict:
@@ -26,6 +28,7 @@ def lstm_bundle_config() -> dict:
             {"name": "lstm_tags", "kind": "lstm", "config": {**TINY_LSTM, "with_tags": True}},
         ],
         "mlp": TINY_MLP,
+        "folds": TINY_FOLDS,
     }
 
 
@@ -47,6 +50,7 @@ def transformer_bundle_config(backbone: str, runtime: str = "auto") -> dict:
             {"name": "image", "kind": "image", "config": {}},
         ],
         "mlp": TINY_MLP,
+        "folds": TINY_FOLDS,
     }
 
 

@@ -155,3 +155,88 @@ def test_evaluate_with_bootstrap_adds_intervals_to_every_model(files, capsys):
     for model in report["models"].values():
         assert len(model["intervals"]["macro_f1"]) == 2
     assert len(report["intervals"]["dcm_rate"]) == 2
+
+
+# -- select, then train with its choice --------------------------------------------------------
+
+
+def selection_config() -> dict:
+    """Tag rules, a tiny LSTM and the n-gram baseline every selection compares against."""
+    config = lstm_bundle_config()
+    config["experts"] = [
+        *config["experts"][:2],
+        {"name": "ngram", "kind": "ngram", "config": {"min_df": 1}},
+    ]
+    return config
+
+
+@pytest.fixture(scope="module")
+def selected(tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("select")
+    config = root / "try.json"
+    config.write_text(json.dumps(selection_config()))
+    chosen, bundle = root / "chosen.json", root / "bundle"
+    common = ["--data", str(files["train"]), "--val", str(files["val"])]
+    assert (
+        main(
+            ["select", *common, "--out", str(chosen), "--config", str(config), "--bootstrap", "20"]
+        )
+        == 0
+    )
+    assert main(["train", *common, "--out", str(bundle), "--config", str(chosen)]) == 0
+    return {"config": config, "chosen": chosen, "bundle": bundle}
+
+
+def test_select_writes_a_configuration_with_its_log_and_the_outputs_beside_it(selected, files):
+    from rating_models.stacking import OutOfFold
+
+    record = json.loads(selected["chosen"].read_text())
+    assert [e["name"] for e in record["experts"]] == ["tag_rules", "lstm", "ngram"]
+    assert record["folds"] == 2
+    assert {"baseline", "experts", "mlp", "voter", "suggested"} <= set(record["selection"])
+    outputs = OutOfFold.load(selected["chosen"].with_suffix(".npz"))
+    train_and_val = [*toy_examples(), *toy_examples(1, "v")]
+    assert outputs.ids == [e.id for e in train_and_val]
+    assert set(outputs.outputs) == {"tag_rules", "lstm", "ngram"}
+
+
+def test_train_with_a_selected_configuration_keeps_its_log_and_reuses_its_outputs(selected):
+    manifest = json.loads((selected["bundle"] / "manifest.json").read_text())
+    record = json.loads(selected["chosen"].read_text())
+    assert manifest["selection"] == record["selection"]
+    assert manifest["stacking"]["reused_from_selection"] == ["lstm", "ngram", "tag_rules"]
+    assert manifest["config"]["experts"] == record["experts"]
+    assert manifest["suggested"] == record["suggested"]
+
+
+def test_the_selection_outputs_are_not_reused_for_other_data(selected, files, capsys):
+    from rating_models.cli import _selection_outputs
+    from rating_models.config import BundleConfig
+
+    config = BundleConfig.from_file(selected["chosen"])
+    train, val = toy_examples(), toy_examples(1, "v")
+    assert _selection_outputs(selected["chosen"], config, train, val) is not None
+    assert _selection_outputs(selected["chosen"], config, train[1:], val) is None
+    assert "do not match: computing them" in capsys.readouterr().err
+    # Nor for other experts, nor without a selection.
+    other = BundleConfig.from_file(selected["chosen"])
+    other.experts[2]["config"]["C"] = 0.5
+    assert _selection_outputs(selected["chosen"], other, train, val) is None
+    assert (
+        _selection_outputs(
+            selected["config"], BundleConfig.from_file(selected["config"]), train, val
+        )
+        is None
+    )
+
+
+def test_train_with_select_chooses_settings_first_and_keeps_the_log(selected, files, tmp_path):
+    bundle = tmp_path / "bundle"
+    args = ["--data", str(files["train"]), "--val", str(files["val"]), "--out", str(bundle)]
+    extra = ["--config", str(selected["config"]), "--select", "--bootstrap", "20"]
+    assert main(["train", *args, *extra]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["selection"]["baseline"]["expert"] == "ngram"
+    assert manifest["stacking"]["reused_from_selection"] == ["lstm", "ngram", "tag_rules"]
+    ngram = next(e for e in manifest["config"]["experts"] if e["name"] == "ngram")
+    assert ngram == next(e for e in manifest["selection"]["chosen_experts"] if e["name"] == "ngram")

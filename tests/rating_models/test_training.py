@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rating_models.baselines import baseline_report, tfidf_logistic_regression
+from rating_models.baselines import NAME, baseline_report, ngram_baseline
 from rating_models.training import class_weights, downsample, pick_device
 from tests.rating_models.bundles import toy_examples
 
@@ -46,12 +46,13 @@ def test_the_cpu_is_chosen_when_asked_and_auto_picks_cuda_only_when_present():
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_the_tfidf_baseline_scores_like_a_bundles_models():
+def test_the_ngram_baseline_scores_like_a_bundles_models():
     train, test = toy_examples(6), toy_examples(1, "t")
-    predicted = tfidf_logistic_regression(train, test)
+    predicted = ngram_baseline(train, test)
     assert predicted.shape == (len(test),) and set(predicted) <= set(range(5))
     report = baseline_report(train, test, by="source")
-    figures = report["models"]["tfidf_logreg"]
+    assert set(report["models"]) == {NAME} == {"tfidf_word_char_logreg"}
+    figures = report["models"][NAME]
     assert report["n"] == len(test)
     assert {"accuracy", "macro_f1", "dcm_rate", "severe_dcm_count", "confusion"} <= set(figures)
     assert sum(map(sum, figures["confusion"])) == len(test)

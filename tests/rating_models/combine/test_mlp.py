@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
@@ -87,3 +89,64 @@ def test_a_pass_over_the_training_rows_is_one_check_up_to_check_rows():
 def test_a_larger_training_set_is_checked_every_check_rows_rows():
     config = MLPConfig(epochs=3, patience=10, batch_size=50, check_rows=100)
     assert training_steps(400, config) == 3 * 2  # three checks of 100 rows, not three passes
+
+
+# -- trained slots: the MLP reads only experts present in its training rows --------------------
+
+
+def fitted(*, tags_present: bool) -> tuple[MultimodalMLP, dict[str, ExpertOutput]]:
+    y = np.arange(60) % 5
+    mlp = MultimodalMLP(SLOTS, MLPConfig(hidden_size=8, epochs=3))
+    x = mlp.inputs(outputs(60, tags_present=tags_present))
+    mlp.fit(x, y, x, y)
+    return mlp, outputs(10, tags_present=True, seed=5)
+
+
+def test_an_untrained_mlp_reads_every_expert_that_speaks():
+    mlp = MultimodalMLP(SLOTS)
+    assert mlp.trained is None
+    assert mlp.used(outputs(3)).all()
+    assert mlp.used(outputs(3, tags_present=False)).tolist() == [[True, False]] * 3
+
+
+def test_an_expert_present_in_training_is_read():
+    mlp, out = fitted(tags_present=True)
+    assert mlp.trained == ["text", "tags"]
+    assert mlp.used(out).all()
+    absent = dict(out, tags=ExpertOutput.empty(10, 3))
+    assert not np.array_equal(
+        mlp.predict_proba(mlp.inputs(out)), mlp.predict_proba(mlp.inputs(absent))
+    )
+
+
+def test_an_expert_never_present_in_training_counts_as_absent_whatever_it_says():
+    mlp, out = fitted(tags_present=False)
+    assert mlp.trained == ["text"]
+    assert mlp.used(out).tolist() == [[True, False]] * 10
+    absent = dict(out, tags=ExpertOutput.empty(10, 3))
+    x = mlp.inputs(out)
+    np.testing.assert_array_equal(x, mlp.inputs(absent))
+    assert not x[:, 5:].any()  # zeros and flag 0
+    # predict_proba masks raw inputs too: features and a flag of 1 change nothing.
+    raw = x.copy()
+    raw[:, 5:8], raw[:, 8] = 40.0, 1.0
+    np.testing.assert_array_equal(mlp.predict_proba(raw), mlp.predict_proba(x))
+
+
+def test_save_and_load_keep_the_trained_experts(tmp_path):
+    mlp, out = fitted(tags_present=False)
+    mlp.save(tmp_path / "mlp")
+    assert json.loads((tmp_path / "mlp" / "mlp.json").read_text())["trained"] == ["text"]
+    loaded = MultimodalMLP.load(tmp_path / "mlp")
+    assert loaded.trained == ["text"]
+    np.testing.assert_array_equal(loaded.used(out), mlp.used(out))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(loaded.inputs(out)), mlp.predict_proba(mlp.inputs(out))
+    )
+
+
+def test_the_fit_report_names_the_trained_experts():
+    y = np.arange(30) % 5
+    mlp = MultimodalMLP(SLOTS, MLPConfig(hidden_size=8, epochs=2))
+    x = mlp.inputs(outputs(30, tags_present=False))
+    assert mlp.fit(x, y, x, y)["trained_experts"] == ["text"]
