@@ -175,6 +175,10 @@ LIVE_FIGURES_SECONDS = float(os.environ.get("LIVE_FIGURES_SECONDS", "86400"))
 
 # Retraining and promotion
 RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "200"))
+# A retrain's MLP reads the image expert only once at least this many of the labelled items it
+# trains on have an image (rating_models' `BundleConfig.min_image_labels`); until then its
+# image weights would be untrained noise, and the image expert speaks through the voter alone.
+MIN_IMAGE_LABELS = int(os.environ.get("MIN_IMAGE_LABELS", "50"))
 # A running retrain beats from a thread every TRAINING_HEARTBEAT_SECONDS, however long its
 # stage; a run whose heartbeat is older than TRAINING_STALE_MINUTES was killed with its worker:
 # it is failed (the champion unchanged) and no longer blocks the next run.

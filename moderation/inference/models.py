@@ -39,6 +39,8 @@ class Prediction(models.Model):
     Ratings are stored as levels (1, 2, 4, 8, 16); None is an abstention. `features` holds
     every expert's pre-logit features as float16, concatenated in the bundle's expert order
     (sizes in the version's manifest), so the MLP retrains without re-running the experts.
+    `mlp_experts` names the experts whose features the MLP read: not those that abstained, nor
+    those the MLP was never trained with (the image expert until enough labelled images).
     """
 
     item = models.ForeignKey(
@@ -55,6 +57,8 @@ class Prediction(models.Model):
     suggested_rating = models.PositiveSmallIntegerField()
     flagged = models.BooleanField(default=False)
     features = models.BinaryField()
+    # [expert name, ...] in the bundle's expert order
+    mlp_experts = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

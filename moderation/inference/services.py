@@ -38,7 +38,7 @@ def champion() -> ModelVersion | None:
 def bundle_for(version: ModelVersion) -> Bundle:
     """The version's bundle, loaded once per process. A worker that sees a new champion
     loads it on its next task, with no restart."""
-    path = _bundle_path(version)
+    path = bundle_path(version)
     key = (version.version, str(path))
     with _lock:
         if key not in _loaded:
@@ -47,7 +47,8 @@ def bundle_for(version: ModelVersion) -> Bundle:
         return _loaded[key]
 
 
-def _bundle_path(version: ModelVersion) -> Path:
+def bundle_path(version: ModelVersion) -> Path:
+    """The directory of the version's bundle."""
     path = Path(version.path)
     return path if path.is_absolute() else Path(settings.BUNDLE_DIR) / path
 
@@ -149,6 +150,7 @@ def _prediction_row(
         suggested_rating=_level(prediction.suggested[row]),
         flagged=bool(prediction.flagged[row]),
         features=np.concatenate(features).tobytes(),
+        mlp_experts=prediction.mlp_experts(row),
     )
 
 

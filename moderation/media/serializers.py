@@ -94,6 +94,15 @@ class ExpertSerializer(serializers.Serializer):
     probs = serializers.DictField(child=serializers.FloatField(), allow_null=True)
 
 
+def _mlp_experts_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The experts whose features the MLP read for this item: not those that "
+        "abstained, nor those the MLP was never trained with (the image expert until enough "
+        "labelled images; it still votes).",
+    )
+
+
 class PredictionSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     rating = serializers.CharField(help_text="The suggested rating.")
@@ -101,6 +110,7 @@ class PredictionSerializer(serializers.Serializer):
     voter = RatingSerializer(allow_null=True, help_text="null when every voter abstained")
     mlp = RatingSerializer()
     mlp_probs = serializers.DictField(child=serializers.FloatField())
+    mlp_experts = _mlp_experts_field()
     experts = serializers.DictField(child=ExpertSerializer())
     flagged = serializers.BooleanField()
     created_at = serializers.DateTimeField(required=False)
@@ -160,6 +170,7 @@ class RateResponseSerializer(serializers.Serializer):
     voter = RatingSerializer(allow_null=True)
     mlp = RatingSerializer()
     mlp_probs = serializers.DictField(child=serializers.FloatField())
+    mlp_experts = _mlp_experts_field()
     experts = serializers.DictField(child=ExpertSerializer())
     flagged = serializers.BooleanField()
     model_version = serializers.CharField()
@@ -189,6 +200,7 @@ def prediction_data(prediction: Prediction) -> dict[str, Any]:
         "voter": rating_data(prediction.voter_rating),
         "mlp": rating_data(prediction.mlp_rating),
         "mlp_probs": _probs(prediction.mlp_probs),
+        "mlp_experts": list(prediction.mlp_experts),
         "experts": {
             name: {
                 **(rating_data(out["rating"]) or {"rating": None, "level": None}),
@@ -221,6 +233,7 @@ def bundle_prediction_data(version: str, prediction: BundlePrediction, row: int 
         "voter": rating_data(level(prediction.voter[row])),
         "mlp": rating_data(level(prediction.mlp[row])),
         "mlp_probs": _probs(prediction.mlp_probs[row]),
+        "mlp_experts": prediction.mlp_experts(row),
         "experts": experts,
         "flagged": bool(prediction.flagged[row]),
         "model_version": version,

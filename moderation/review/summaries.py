@@ -22,6 +22,8 @@ class Verdict:
     level: int | None
     confidence: float | None
     steps_below_top: int  # how many rating steps below the highest rating any model gave
+    # An expert's: whether the MLP read its features (None for the voter and the MLP).
+    read_by_mlp: bool | None = None
 
     @property
     def abstained(self) -> bool:
@@ -46,6 +48,7 @@ class PredictionSummary:
     suggested_level: int
     top_level: int | None
     down_class_notes: list[str]
+    mlp_experts: list[str]  # the experts whose features the MLP read
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -74,8 +77,16 @@ def prediction_summary(prediction: Prediction) -> PredictionSummary:
     raw.append(("MLP", "mlp", prediction.mlp_rating, _confidence(mlp_probs, prediction.mlp_rating)))
     spoken = [_index(level) for _, _, level, _ in raw if level is not None]
     top = max(spoken, default=None)
+    read = set(prediction.mlp_experts)
     verdicts = [
-        Verdict(name, kind, level, conf, 0 if level is None else top - _index(level))
+        Verdict(
+            name,
+            kind,
+            level,
+            conf,
+            0 if level is None else top - _index(level),
+            (name in read) if kind == "expert" else None,
+        )
         for name, kind, level, conf in raw
     ]
     suggested = _index(prediction.suggested_rating)
@@ -101,4 +112,5 @@ def prediction_summary(prediction: Prediction) -> PredictionSummary:
         suggested_level=prediction.suggested_rating,
         top_level=None if top is None else RATINGS[top].level,
         down_class_notes=notes,
+        mlp_experts=list(prediction.mlp_experts),
     )

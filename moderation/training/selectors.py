@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
+from uuid import UUID
 
+from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from moderation.inference.models import ModelVersion
 from moderation.media.models import MediaItem, Split
 from moderation.review.models import Label
 from rating_models.ratings import Rating
 
 RATING_LEVELS = [r.level for r in Rating]
+VALIDATION_SHARE = 15  # percent of training items held out for early stopping
 
 
 def item_list_labelled(*, split: str) -> QuerySet[MediaItem]:
@@ -35,6 +40,44 @@ def training_items() -> QuerySet[MediaItem]:
 
 def test_items() -> QuerySet[MediaItem]:
     return item_list_labelled(split=Split.TEST)
+
+
+def is_validation(uid: UUID | str) -> bool:
+    """Whether a training item is held out for early stopping (chosen by a hash of its uid,
+    so an item is on the same side in every run)."""
+    bucket = int(hashlib.sha256(f"{uid}/validation".encode()).hexdigest(), 16) % 100
+    return bucket < VALIDATION_SHARE
+
+
+def training_images() -> dict[str, Any]:
+    """How many labelled training items have an image, how many of those a retrain fits on
+    (the rest are held out for early stopping), and whether that is enough for the MLP to
+    read the image expert (MIN_IMAGE_LABELS)."""
+    uids = training_items().exclude(image="").values_list("uid", flat=True)
+    labelled = fitted = 0
+    for uid in uids.iterator(chunk_size=10_000):
+        labelled += 1
+        fitted += not is_validation(uid)
+    return {
+        "labelled": labelled,
+        "fitted": fitted,
+        "minimum": min_image_labels(),
+        "mlp_reads_images": fitted >= min_image_labels(),
+    }
+
+
+def min_image_labels() -> int:
+    """MIN_IMAGE_LABELS, at least 1 (the library's lower bound: 0 reads images from the first)."""
+    return max(1, settings.MIN_IMAGE_LABELS)
+
+
+def mlp_reads(version: ModelVersion | None) -> list[str] | None:
+    """The experts the version's MLP reads, as its manifest records them; None when it does
+    not (a bundle made before the MLP kept track: it reads every expert that speaks)."""
+    if version is None:
+        return None
+    reads = ((version.manifest or {}).get("stacking") or {}).get("mlp_reads")
+    return list(reads) if isinstance(reads, list) else None
 
 
 def labels_fingerprint(items: list[MediaItem]) -> str:

@@ -3,13 +3,14 @@
 A run: data (the latest label of each train-split item; a validation part held out by a hash
 of the item id) -> experts (full mode only) -> MLP -> evaluation of the candidate and the
 champion on the same test items -> the gate -> promotion (automatic or by an admin).
+The MLP reads the image expert only once MIN_IMAGE_LABELS of the items it trains on have an
+image; an MLP-only retrain reads the experts' outputs back through `features`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -17,31 +18,29 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models.expressions import RawSQL
-from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
-from moderation.training import selectors
+from moderation.training import features, selectors
+from moderation.training.features import stored_outputs
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.bundle import Bundle, new_version
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
 from rating_models.evaluation import evaluate_bundle
 from rating_models.examples import Example
 from rating_models.experts import ExpertOutput
-from rating_models.ratings import NUM_CLASSES, Rating
-from rating_models.train import BundleConfig, train_bundle
+from rating_models.ratings import Rating
+from rating_models.stacking import OutOfFold, read_out_of_fold
+from rating_models.train import BundleConfig, image_experts, train_bundle
 
 log = logging.getLogger(__name__)
 
 State = TrainingRun.State
-VALIDATION_SHARE = 15  # percent of training items held out for early stopping
 
 
 class TrainingBusy(RuntimeError):
@@ -206,7 +205,8 @@ def _execute(run: TrainingRun) -> None:
     _progress(run.pk, stage="data", progress=0.05, line="selecting labelled items")
     train_items = selectors.training_items()
     if run.mode == TrainingRun.Mode.MLP:
-        train_items = train_items.only("uid")  # stored features stand for prompts and images
+        # Stored features stand for prompts and images; the ids find out-of-fold outputs.
+        train_items = train_items.only("uid", "external_id", "image")
     train_items = list(train_items)
     test_items = list(selectors.test_items())
     if not train_items or not test_items:
@@ -228,11 +228,16 @@ def _execute(run: TrainingRun) -> None:
         progress=0.1,
         line=f"{len(fitted)} training, {len(held_out)} validation, {len(test_items)} test items",
     )
+    images = sum(bool(i.image) for i in fitted)
+    reads_images = images >= selectors.min_image_labels()
+    _progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
     champion_bundle = inference.bundle_for(champion)
     if run.mode == TrainingRun.Mode.FULL:
         candidate_bundle = _train_full(run, champion, fitted, held_out)
     else:
-        candidate_bundle = _train_mlp(run, champion, champion_bundle, fitted, held_out)
+        candidate_bundle = _train_mlp(
+            run, champion, champion_bundle, fitted, held_out, reads_images=reads_images
+        )
 
     _progress(run.pk, stage="evaluation", progress=0.7, line="saving the candidate")
     # Named by its own version: run ids restart with every database, bundle versions do not.
@@ -248,6 +253,7 @@ def _execute(run: TrainingRun) -> None:
                 "fingerprint": selectors.labels_fingerprint(train_items),
                 "n_train": len(fitted),
                 "n_val": len(held_out),
+                "n_images": images,
             },
         },
     )
@@ -289,9 +295,21 @@ def _execute(run: TrainingRun) -> None:
         _finish(run.pk, State.SUCCEEDED, verdict)
 
 
+def _images_line(images: int, reads_images: bool) -> str:
+    minimum = selectors.min_image_labels()
+    if reads_images:
+        return (
+            f"{images} training items have an image, at least MIN_IMAGE_LABELS ({minimum}): "
+            "the MLP reads images"
+        )
+    return (
+        f"{images} training items have an image, fewer than MIN_IMAGE_LABELS ({minimum}): the "
+        "MLP does not read the image expert, which speaks through the voter"
+    )
+
+
 def _is_validation(item: MediaItem) -> bool:
-    bucket = int(hashlib.sha256(f"{item.uid}/validation".encode()).hexdigest(), 16) % 100
-    return bucket < VALIDATION_SHARE
+    return selectors.is_validation(item.uid)
 
 
 def _labelled_example(item: MediaItem) -> Example:
@@ -301,8 +319,9 @@ def _labelled_example(item: MediaItem) -> Example:
 def _train_full(
     run: TrainingRun, champion: ModelVersion, fitted: list[MediaItem], held_out: list[MediaItem]
 ) -> Bundle:
-    config = champion.manifest.get("config") or {}
-    bundle_config = BundleConfig.from_preset("fast", {k: v for k, v in config.items() if v})
+    config = {k: v for k, v in (champion.manifest.get("config") or {}).items() if v}
+    config["min_image_labels"] = selectors.min_image_labels()
+    bundle_config = BundleConfig.from_preset("fast", config)
     names = [spec["name"] for spec in bundle_config.experts]
     _progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
 
@@ -332,22 +351,69 @@ def _train_mlp(
     bundle: Bundle,
     fitted: list[MediaItem],
     held_out: list[MediaItem],
+    *,
+    reads_images: bool,
 ) -> Bundle:
-    """A new MLP on the champion's stored expert features; the experts stay as they are."""
-    _progress(run.pk, stage="features", progress=0.2, line="loading stored expert features")
-    _predict_missing(run, champion, [*fitted, *held_out], progress=0.25)
-    x_train, y_train = stored_inputs(bundle, champion, fitted)
-    x_val, y_val = stored_inputs(bundle, champion, held_out)
-    _progress(run.pk, stage="mlp", progress=0.4, line=f"training the MLP on {len(x_train)} rows")
+    """A new MLP on the champion's experts' outputs (`features`): the out-of-fold outputs its
+    bundle keeps for the items they were trained on, the stored predictions for the others,
+    never in-sample ones (but for a bundle without out-of-fold outputs: a warning says so).
+    The experts stay as they are; the image expert's columns stay empty unless
+    `reads_images`."""
+    _progress(run.pk, stage="features", progress=0.2, line="loading the experts' outputs")
+    out_of_fold = _champion_out_of_fold(run, champion, bundle)
+    items = [*fitted, *held_out]
+    ids = features.out_of_fold_ids(out_of_fold, items)
+    _predict_missing(
+        run, champion, [i for i, k in zip(items, ids, strict=True) if k is None], progress=0.25
+    )
+    unread = [] if reads_images else image_experts(bundle.experts)
     mlp = MultimodalMLP(bundle.mlp.slots, MLPConfig(**dataclasses.asdict(bundle.mlp.config)))
-    report = mlp.fit(x_train, y_train, x_val, y_val)
+    x, y = features.mlp_rows(mlp, bundle, champion, items, ids, out_of_fold, unread=unread)
+    n, from_oof = len(fitted), sum(k is not None for k in ids)
+    _progress(
+        run.pk,
+        stage="mlp",
+        progress=0.4,
+        line=f"training the MLP on {n} rows ({len(held_out)} validation): {from_oof} rows from "
+        f"the champion's out-of-fold outputs, {len(items) - from_oof} from stored predictions",
+    )
+    report = mlp.fit(x[:n], y[:n], x[n:], y[n:])
     _progress(
         run.pk,
         stage="mlp",
         progress=0.65,
-        line=f"MLP: best epoch {report['best_epoch']}, validation loss {report['best_val_loss']}",
+        line=f"MLP: best epoch {report['best_epoch']}, validation loss {report['best_val_loss']}, "
+        f"reads {', '.join(mlp.trained or []) or 'no expert'}",
     )
-    return Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested)
+    candidate = Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested)
+    candidate.out_of_fold = out_of_fold  # the same experts: their outputs carry forward
+    manifest = champion.manifest or {}
+    candidate.manifest = {
+        "config": {
+            **(manifest.get("config") or {}),
+            "min_image_labels": selectors.min_image_labels(),
+        },
+        "stacking": {
+            **(manifest.get("stacking") or {}),
+            "mlp_reads": mlp.trained,
+            "mlp_rows": {"out_of_fold": from_oof, "stored": len(items) - from_oof},
+        },
+    }
+    return candidate
+
+
+def _champion_out_of_fold(
+    run: TrainingRun, champion: ModelVersion, bundle: Bundle
+) -> OutOfFold | None:
+    """The experts' out-of-fold outputs the champion's bundle keeps; None, with a warning in
+    the run's log, when it has none that fit its experts."""
+    out_of_fold = read_out_of_fold(inference.bundle_path(champion))
+    problem = features.out_of_fold_problem(out_of_fold, bundle.mlp.slots)
+    if problem is None:
+        return out_of_fold
+    log.warning("training run %s: %s", run.pk, problem)
+    _progress(run.pk, stage="features", progress=0.22, line=f"warning: {problem}")
+    return None
 
 
 def _predict_missing(
@@ -356,9 +422,9 @@ def _predict_missing(
     """Predict with the champion the items it has no stored prediction (features) for yet."""
     wanted = [i.pk for i in items]
     stored = set(
-        Prediction.objects.filter(model_version=champion, item_id__in=_among(wanted)).values_list(
-            "item_id", flat=True
-        )
+        Prediction.objects.filter(
+            model_version=champion, item_id__in=features.among(wanted)
+        ).values_list("item_id", flat=True)
     )
     missing = [pk for pk in wanted if pk not in stored]
     if missing:
@@ -369,86 +435,6 @@ def _predict_missing(
             line=f"predicting {len(missing)} items that have no stored features yet",
         )
         inference.predictions_create(item_ids=missing, version=champion)
-
-
-def _among(ids: list[int]) -> Any:
-    """The right-hand side of `pk__in` for many ids. On PostgreSQL one array parameter: Django
-    and psycopg prepare one placeholder per id, seconds for the 100,000 of a large retrain."""
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
-    return ids
-
-
-def _stored_features(
-    bundle: Bundle, version: ModelVersion, items: list[MediaItem], *fields: Any
-) -> tuple[np.ndarray, list[tuple]]:
-    """The items' stored features (N, total feature size) as float16, in the items' order,
-    and the other `fields` of each item's prediction."""
-    stored = {
-        row[0]: row[1:]
-        for row in Prediction.objects.filter(
-            model_version=version, item_id__in=_among([i.pk for i in items])
-        ).values_list("item_id", "features", *fields)
-    }
-    rows = [stored[item.pk] for item in items]
-    width = sum(slot.feature_size for slot in bundle.mlp.slots)
-    features = np.frombuffer(b"".join(bytes(row[0]) for row in rows), dtype=np.float16)
-    return features.reshape(len(rows), width), [row[1:] for row in rows]
-
-
-def stored_outputs(
-    bundle: Bundle, version: ModelVersion, items: list[MediaItem]
-) -> dict[str, ExpertOutput]:
-    """Every expert's output on the items, rebuilt from the version's stored predictions: no
-    expert runs again. Features are the stored float16 ones; per-expert flags are not stored
-    (the prediction's own flag is), so they read False."""
-    features, rows = _stored_features(bundle, version, items, "experts")
-    outputs, start = {}, 0
-    for slot in bundle.mlp.slots:
-        said = [experts[slot.name] for (experts,) in rows]
-        abstain = np.array([s["rating"] is None for s in said], dtype=bool)
-        probs = np.array(
-            [s["probs"] or [0.0] * NUM_CLASSES for s in said], dtype=np.float32
-        ).reshape(len(said), NUM_CLASSES)
-        # The stored probabilities are rounded: where that ties the top two, the stored
-        # rating is the one the expert gave.
-        rating = np.array([_INDEX.get(s["rating"], -1) for s in said], dtype=np.int64)
-        tied = ~abstain & (probs.argmax(axis=1) != rating)
-        probs[tied, rating[tied]] += 1e-5
-        outputs[slot.name] = ExpertOutput(
-            probs,
-            features[:, start : start + slot.feature_size].astype(np.float32),
-            abstain,
-        )
-        start += slot.feature_size
-    return outputs
-
-
-def stored_inputs(
-    bundle: Bundle, version: ModelVersion, items: list[MediaItem]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The MLP's input rows (`MultimodalMLP.inputs`) rebuilt from stored predictions: no
-    expert runs again. Only whether each expert spoke is read from the stored JSON, by the
-    database: decoding all of every prediction's JSON takes seconds at 100,000 rows."""
-    spoke = [KT(f"experts__{slot.name}__rating") for slot in bundle.mlp.slots]
-    features, rows = _stored_features(bundle, version, items, *spoke)
-    # A rating is a level; an abstention is JSON null (None, or "null" as SQLite reads it).
-    present = np.array([[r not in (None, "null") for r in row] for row in rows], dtype=bool)
-    present = present.reshape(len(rows), len(spoke))
-    x = np.zeros((len(items), bundle.mlp.input_size), dtype=np.float32)
-    start = column = 0
-    for k, slot in enumerate(bundle.mlp.slots):
-        block = slice(column, column + slot.feature_size)
-        x[:, block] = features[:, start : start + slot.feature_size]
-        x[~present[:, k], block] = 0.0  # an abstaining expert contributes zeros and flag 0
-        x[:, column + slot.feature_size] = present[:, k]
-        start += slot.feature_size
-        column += slot.feature_size + 1
-    labels = np.array([_INDEX[i.current_level] for i in items], dtype=np.int64)
-    return x, labels
-
-
-_INDEX = {rating.level: rating.index for rating in Rating}  # stored level -> class index
 
 
 # -- evaluation and the gate -----------------------------------------------------------------

@@ -20,7 +20,8 @@ from django_htmx.middleware import HtmxDetails
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
 from moderation.inference.models import ModelVersion
-from moderation.training import services
+from moderation.inference.services import champion
+from moderation.training import selectors, services
 from moderation.training.forms import TrainingRunStartForm
 from moderation.training.models import TrainingRun
 
@@ -105,8 +106,13 @@ def training_runs(request: HtmxHttpRequest) -> HttpResponse:
         "polling": any(run.is_active for run in runs),
         "form": TrainingRunStartForm(),
     }
-    template = "training/partials/_runs.html" if request.htmx else "training/runs.html"
-    return render(request, template, context)
+    if request.htmx:  # the polled table: none of the page's other figures
+        return render(request, "training/partials/_runs.html", context)
+    serving = champion()
+    context["images"] = selectors.training_images()
+    context["champion"] = serving
+    context["champion_reads"] = selectors.mlp_reads(serving)
+    return render(request, "training/runs.html", context)
 
 
 @require_POST
@@ -138,7 +144,11 @@ def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(
         TrainingRun.objects.select_related("started_by", "candidate", "base_version"), pk=pk
     )
-    context = {"run": run, "gate_rows": gate_rows(run.gate) if run.gate else []}
+    context = {
+        "run": run,
+        "gate_rows": gate_rows(run.gate) if run.gate else [],
+        "candidate_reads": selectors.mlp_reads(run.candidate),
+    }
     template = "training/partials/_run.html" if request.htmx else "training/run.html"
     return render(request, template, context)
 
@@ -160,7 +170,10 @@ def training_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def model_versions(request: HttpRequest) -> HttpResponse:
     versions = ModelVersion.objects.select_related("training_run")
     evaluations = evaluation_latest_by_version(data="test")
-    rows = [{"version": v, "evaluation": evaluations.get(v.pk)} for v in versions]
+    rows = [
+        {"version": v, "evaluation": evaluations.get(v.pk), "mlp_reads": selectors.mlp_reads(v)}
+        for v in versions
+    ]
     return render(request, "training/versions.html", {"rows": rows})
 
 

@@ -57,6 +57,8 @@ def test_a_prediction_keeps_every_experts_output_and_compact_features(champion):
     sizes = sum(e["feature_size"] for e in champion.manifest["experts"])
     features = prediction.feature_array()
     assert features.dtype == np.float16 and features.shape == (sizes,)
+    # All three spoke, and the MLP was trained with all three: it read every one.
+    assert prediction.mlp_experts == ["tag_rules", "lstm", "lstm_tags"]
 
 
 def test_prompt_only_items_record_the_tag_experts_abstention(champion):
@@ -64,9 +66,44 @@ def test_prompt_only_items_record_the_tag_experts_abstention(champion):
     item.tags = None
     item.save()
     services.predictions_create(item_ids=[item.pk])
-    experts = Prediction.objects.get(item=item).experts
+    prediction = Prediction.objects.get(item=item)
+    experts = prediction.experts
     assert experts["tag_rules"] == {"rating": None, "probs": None}
     assert experts["lstm"]["rating"] is not None
+    # An abstaining expert is absent for the MLP: not among the experts it read.
+    bundle = services.bundle_for(champion)
+    said = bundle.predict([services.item_example(item)])
+    assert prediction.mlp_experts == said.mlp_experts(0) == ["lstm"]
+
+
+def test_predictions_stored_before_the_mlp_experts_were_recorded_get_the_experts_that_spoke(
+    champion,
+):
+    """The migration fills the rows written before it with the experts that did not abstain:
+    the MLP then read every expert that spoke."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module(
+        "moderation.inference.migrations.0003_prediction_mlp_experts"
+    )
+    spoke, silent = make_items(["nude woman on a bed", "a cat on a sofa"])
+    services.predictions_create(item_ids=[spoke.pk, silent.pk])
+    Prediction.objects.update(mlp_experts=[])  # as the new column starts
+    Prediction.objects.filter(item=silent).update(
+        experts={"tag_rules": {"rating": None, "probs": None}, "lstm": {"rating": None}}
+    )
+
+    migration.backfill(apps, type("SchemaEditor", (), {"connection": connection})())
+
+    assert sorted(Prediction.objects.get(item=spoke).mlp_experts) == [
+        "lstm",
+        "lstm_tags",
+        "tag_rules",
+    ]
+    assert Prediction.objects.get(item=silent).mlp_experts == []
 
 
 def test_a_prediction_sets_the_items_queue_priority(champion):

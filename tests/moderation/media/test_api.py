@@ -265,6 +265,11 @@ def test_an_item_is_read_with_its_predictions_and_labels(api, champion: ModelVer
         assert set(expert) == {"rating", "level", "probs"}
     assert set(prediction["mlp_probs"]) == {"PG", "PG13", "R", "X", "XXX"}
     assert sum(prediction["mlp_probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    # The experts whose features the MLP read, as the prediction row stores them: the
+    # champion's MLP was trained with all three, so it read every one that spoke.
+    assert prediction["mlp_experts"] == item.predictions.get().mlp_experts
+    spoke = [name for name, out in prediction["experts"].items() if out["rating"] is not None]
+    assert prediction["mlp_experts"] and sorted(prediction["mlp_experts"]) == sorted(spoke)
     assert prediction["rating"] in {"PG", "PG13", "R", "X", "XXX"}
     assert prediction["mlp"]["level"] in {1, 2, 4, 8, 16}
     assert [(x["rating"], x["moderator"]) for x in body["labels"]] == [
@@ -316,6 +321,7 @@ def test_a_prompt_is_rated_within_the_request_and_nothing_is_stored(
     assert body["level"] in {1, 2, 4, 8, 16}
     assert set(body["experts"]) == {"tag_rules", "lstm", "lstm_tags"}
     assert body["experts"]["lstm_tags"]["rating"] is None  # no tags at generation time
+    assert "lstm_tags" not in body["mlp_experts"] and "lstm" in body["mlp_experts"]
     assert set(body["mlp_probs"]) == {"PG", "PG13", "R", "X", "XXX"}
     assert "uid" not in body
     assert MediaItem.objects.count() == 0

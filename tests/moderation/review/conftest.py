@@ -88,10 +88,14 @@ def make_prediction(
     mlp_probs: list[float] | None = None,
     suggested: int | None = None,
     flagged: bool = False,
+    mlp_experts: list[str] | None = None,
 ) -> Prediction:
     """A prediction; `experts` maps names to levels (None abstains). The suggestion defaults
-    to the more restrictive of the voter and the MLP, as the product's default setting."""
+    to the more restrictive of the voter and the MLP, as the product's default setting; the
+    MLP reads, by default, every expert that spoke."""
     experts = {"tag_rules": 2, "lstm": 2, "minilm": 2} if experts is None else experts
+    if mlp_experts is None:
+        mlp_experts = [name for name, level in experts.items() if level is not None]
     prediction = Prediction.objects.create(
         item=item,
         model_version=version,
@@ -105,6 +109,7 @@ def make_prediction(
         suggested_rating=suggested or max(mlp, voter or 0),
         flagged=flagged,
         features=b"",
+        mlp_experts=mlp_experts,
     )
     review_priorities_update(item_ids=[item.pk], version=version)
     return prediction

@@ -22,6 +22,22 @@ def test_the_page_says_which_models_rate_lower_and_by_how_many_levels(alice_clie
     assert "3 levels below XXX" in page  # minilm, the voter and the MLP
 
 
+def test_the_page_says_which_experts_the_mlp_read(alice_client, champion):
+    item = make_item()
+    make_prediction(
+        item,
+        champion,
+        experts={"tag_rules": 2, "lstm": 2, "image": 8, "lstm_tags": None},
+        mlp_experts=["tag_rules", "lstm"],
+    )
+    page = alice_client.get("/review/").content.decode()
+    assert "MLP read: tag_rules, lstm" in page
+    # The image expert spoke, but the MLP was not trained with it: marked on its row only.
+    assert page.count("not read by the MLP") == 1
+    image_row = page[page.index("<td>image") : page.index("</tr>", page.index("<td>image"))]
+    assert "not read by the MLP" in image_row
+
+
 def test_the_page_says_prediction_pending_without_one(alice_client):
     make_item()
     assert b"Prediction pending" in alice_client.get("/review/").content

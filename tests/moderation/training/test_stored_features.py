@@ -12,7 +12,7 @@ from moderation.inference.models import ModelVersion
 from moderation.inference.services import bundle_for, item_example, predictions_create
 from moderation.media.models import MediaItem
 from moderation.review.services import label_create
-from moderation.training import selectors, services
+from moderation.training import features, selectors, services
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.evaluation import evaluate_bundle
 from rating_models.ratings import Rating
@@ -28,14 +28,14 @@ def test_stored_outputs_are_what_the_experts_said(labelled):
     bundle = bundle_for(champion)
     items = list(selectors.test_items())
     assert prompt_only in items
-    stored = services.stored_outputs(bundle, champion, items)
+    stored = features.stored_outputs(bundle, champion, items)
     said = bundle.predict([item_example(i) for i in items]).experts
     for name, out in said.items():
         np.testing.assert_array_equal(stored[name].abstain, out.abstain, name)
         np.testing.assert_array_equal(stored[name].ratings, out.ratings, name)
         np.testing.assert_allclose(stored[name].probs, out.probs, atol=1e-5)
         np.testing.assert_allclose(stored[name].features, out.features, rtol=1e-3, atol=1e-3)
-    x, y = services.stored_inputs(bundle, champion, items)
+    x, y = features.stored_inputs(bundle, champion, items)
     np.testing.assert_allclose(x, bundle.mlp.inputs(said), rtol=1e-3, atol=1e-3)
     assert y.tolist() == [Rating.parse(i.current_level).index for i in items]
 

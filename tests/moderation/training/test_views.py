@@ -194,3 +194,22 @@ def test_the_versions_page_lists_every_version_with_its_figures(carol_client, ch
     assert "5.0%" in page and "1 of 4 explicit" in page and "0.500" in page
     assert reverse("training:promote", args=[candidate.pk]) in page
     assert reverse("training:retire", args=[champion.pk]) not in page
+
+
+def test_each_versions_mlp_says_which_experts_it_reads(carol_client, champion):
+    candidate = ModelVersion.objects.create(
+        version="v-images",
+        path="/bundles/v-images",
+        manifest={"stacking": {"mlp_reads": ["tag_rules", "lstm", "image"]}},
+    )
+    ModelVersion.objects.create(version="v-old", path="/bundles/v-old", status="retired")
+    run = finished_run(champion, candidate=candidate)
+
+    versions = carol_client.get(reverse("training:versions")).text
+    assert "MLP reads" in versions
+    assert "tag_rules, lstm, image" in versions
+    assert "tag_rules, lstm, lstm_tags" in versions  # the champion's manifest records it
+    assert "not recorded" in versions  # a bundle made before bundles kept track
+
+    panel = carol_client.get(reverse("training:run", args=[run.pk])).text
+    assert "MLP reads: " in panel and "tag_rules, lstm, image" in panel
