@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The inference and retraining benchmarks on a CUDA machine: GPU batch sizes and half
+# The inference, retraining and fine-tuning benchmarks on a CUDA machine: GPU batch sizes and half
 # precision. Results go to bench/results/gpu/ so that the CPU figures in bench/results/ stay.
 # The scripts pick the GPU by themselves (`--device` defaults to cuda when torch sees one);
 # this only says so explicitly and sets the sizes.
@@ -26,3 +26,5 @@ print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
 
 "$PYTHON" bench/inference.py --device cuda --dtype "$DTYPE" --batch-size "$BATCH" --out "$OUT" "$@"
 "$PYTHON" bench/retrain.py --device cuda --out "$OUT" "$@"
+# One epoch of the `full` preset's fine-tuning (6,013 prompts), beside the frozen head's fit.
+"$PYTHON" bench/finetune.py --device cuda --out "$OUT"

@@ -53,7 +53,7 @@ TARGET_S = 60
 NOISE = 0.05  # Gaussian noise on sampled feature rows, as a share of each feature's spread
 CHUNK = 5_000  # rows per bulk insert
 PARTS = ("probs", "features", "abstain", "flagged")  # an ExpertOutput's arrays
-HEADS = ("voter", "mlp_probs", "mlp", "suggested", "flagged")  # a BundlePrediction's others
+HEADS = ("voter", "mlp_probs", "mlp", "suggested", "flagged", "voters", "mlp_used")
 
 
 def parse_args():
@@ -231,7 +231,7 @@ def populate(bundle, version, n_rows: int, seed: int = 1234) -> dict[str, int]:
 @contextlib.contextmanager
 def stage_timers() -> Iterator[dict[str, float]]:
     """Seconds spent in the service's own functions, by stage, while the block runs."""
-    from moderation.training import services
+    from moderation.training import features, services
 
     seconds: dict[str, float] = defaultdict(float)
     reports: list[dict] = []
@@ -253,7 +253,7 @@ def stage_timers() -> Iterator[dict[str, float]]:
         originals.append((owner, attribute, original))
         setattr(owner, attribute, timed)
 
-    wrap(services, "stored_inputs", lambda *a, **k: "load_stored_features")
+    wrap(features, "stored_inputs", lambda *a, **k: "load_stored_features")
     wrap(services.MultimodalMLP, "fit", lambda *a, **k: "fit_mlp")
     wrap(services.inference, "predictions_create", lambda *a, **k: "recompute_features")
     wrap(services.inference, "model_version_register", lambda *a, **k: "register_candidate")

@@ -137,14 +137,14 @@ def queue_fill(
             f"""
             INSERT INTO inference_prediction (item_id, model_version_id, experts, voter_rating,
                                               mlp_rating, mlp_probs, suggested_rating, flagged,
-                                              features, created_at)
+                                              features, mlp_experts, created_at)
             SELECT item_id, %(version)s, jsonb_build_object({experts}),
                    ({levels})[v + 1], ({levels})[m + 1], ({probs})[m + 1],
-                   ({levels})[greatest(v, m) + 1], false, ''::bytea,
+                   ({levels})[greatest(v, m) + 1], false, ''::bytea, %(read)s::jsonb,
                    received_at + interval '1 second'
             FROM bench_draw
             """,
-            {"version": version.pk},
+            {"version": version.pk, "read": json.dumps(EXPERTS)},  # every expert speaks
         )
         # down_class_risk: the MLP's mass above the suggestion, plus a quarter per level an
         # expert rates above it.
