@@ -73,3 +73,16 @@ def test_the_queue_benchmark_measures_both_claims_and_finds_no_double_claim(tmp_
     assert result["figures"]["plan"]["scan"].startswith("Index Scan using review_queue_open")
     assert result["figures"]["explain"] == str(tmp_path / "queue_explain.txt")
     assert "review_queue_open" in (tmp_path / "queue_explain.txt").read_text()
+
+
+@pytest.mark.slow
+def test_the_finetune_benchmark_times_an_epoch_beside_the_frozen_fit(tmp_path):
+    command = [sys.executable, "bench/finetune.py", "--items=40", f"--out={tmp_path}"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+
+    result = json.loads((tmp_path / "finetune.json").read_text())
+    assert result["name"] == "finetune" and result["size"]["train_items"] == 40
+    assert result["figures"]["finetune_epoch_s"] > 0 and result["baseline"]["frozen_fit_s"] > 0
+    expected = result["baseline"]["frozen_fit_s"] / result["figures"]["finetune_epoch_s"]
+    assert result["ratio"] == pytest.approx(expected, rel=0.1)  # figures rounded to 0.1 s
