@@ -134,7 +134,6 @@ def out_of_fold(
     if not prototype.learns_from(examples):
         return prototype.fresh().predict(examples)
     output = ExpertOutput.empty(len(examples), prototype.feature_size)
-    output.flagged = np.zeros(len(examples), dtype=bool)
     k = int(folds.max()) + 1 if len(folds) else 0
     bar = tqdm(range(k), desc=f"{prototype.name}: folds", unit="fold", disable=not progress)
     for fold in bar:

@@ -187,8 +187,12 @@ class MultimodalMLP:
 
         `epochs_run` and `best_epoch` count validation checks (see `MLPConfig.check_rows`).
         """
+        if len(x_train) == 0 or len(x_val) == 0:
+            raise ValueError(
+                f"the MLP needs training and validation rows, got {len(x_train)} and {len(x_val)}"
+            )
         seed_everything(self.config.seed)
-        seen = self._slot_presence(x_train).any(axis=0) if len(x_train) else []
+        seen = self._slot_presence(x_train).any(axis=0)
         self.trained = [slot.name for slot, spoke in zip(self.slots, seen, strict=True) if spoke]
         presence = self._presence_columns(x_train)
         counts = np.maximum(presence.sum(axis=0), 1)

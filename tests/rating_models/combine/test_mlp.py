@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
 from rating_models.experts.base import ExpertOutput
@@ -150,3 +151,13 @@ def test_the_fit_report_names_the_trained_experts():
     mlp = MultimodalMLP(SLOTS, MLPConfig(hidden_size=8, epochs=2))
     x = mlp.inputs(outputs(30, tags_present=False))
     assert mlp.fit(x, y, x, y)["trained_experts"] == ["text"]
+
+
+def test_an_mlp_without_training_or_validation_rows_says_so():
+    mlp = MultimodalMLP([ExpertSlot("a", "prompt", 2)], MLPConfig(epochs=1))
+    rows = np.zeros((3, 3), dtype=np.float32)
+    labels = np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="training and validation rows, got 0 and 3"):
+        mlp.fit(rows[:0], labels[:0], rows, labels)
+    with pytest.raises(ValueError, match="got 3 and 0"):
+        mlp.fit(rows, labels, rows[:0], labels[:0])
