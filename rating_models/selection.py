@@ -35,7 +35,7 @@ from rating_models.examples import Example, fingerprint, rated
 from rating_models.experts import Expert, ExpertOutput, build_expert
 from rating_models.metrics import model_report
 from rating_models.stacking import OutOfFold, assign_folds, out_of_fold
-from rating_models.train import out_of_fold_scores, silenced
+from rating_models.train import out_of_fold_scores, silenced, unread_images
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def select(
     ranked = rank_by({n: s["macro_f1"] for n, s in scores.items()}, config.voter_members)
     baseline = _baseline(outputs, labels, bootstrap)
     images = sum(e.image is not None for e in examples)
-    unread = [n for n in outputs if modality[n] == "image" and images < config.min_image_labels]
+    unread = unread_images(modality, images, config.min_image_labels)
     slots = [ExpertSlot(n, modality[n], o.features.shape[1]) for n, o in outputs.items()]
     mlp_trials = {
         weighting: _mlp_out_of_fold(

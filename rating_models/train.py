@@ -96,7 +96,9 @@ def train_bundle(
     y_val = np.array([e.rating.index for e in val])
     scores = out_of_fold_scores(oof, y_train)
     images = sum(e.image is not None for e in train)
-    unread = [] if images >= config.min_image_labels else image_experts(experts)
+    unread = unread_images(
+        {n: e.modality for n, e in experts.items()}, images, config.min_image_labels
+    )
     if unread:
         log.info(
             "%d labelled training images (MLP reads images from %d): the MLP does not read %s",
@@ -156,6 +158,12 @@ def train_bundle(
 
 def image_experts(experts: dict[str, Expert]) -> list[str]:
     return [name for name, expert in experts.items() if expert.modality == "image"]
+
+
+def unread_images(modalities: dict[str, str], images: int, minimum: int) -> list[str]:
+    """The experts the MLP must not read: the image experts (by modality, name -> modality),
+    while fewer than `minimum` training items have an image."""
+    return [] if images >= minimum else [n for n, m in modalities.items() if m == "image"]
 
 
 def silenced(outputs: dict[str, ExpertOutput], names: Sequence[str]) -> dict[str, ExpertOutput]:
