@@ -4,8 +4,8 @@ A fresh database (`bench_queue`, dropped at the end) is migrated and filled with
 each with the champion's prediction and its queue priority (bench/review_data.py): 100,000 by
 default, 1,000,000 with --full. Two ways to claim are compared on the same queue:
 
-- ours: `review.services.item_claim_next` (SELECT ... ORDER BY priority LIMIT 1 FOR UPDATE
-  SKIP LOCKED, then the claim), `label_create` for the decision;
+- ours: `review.claims.item_claim_next` (SELECT ... ORDER BY priority LIMIT 1 FOR UPDATE
+  SKIP LOCKED, then the claim), `decision_record` for the decision;
 - baseline: the same claim with a plain FOR UPDATE, no SKIP LOCKED: every moderator queues
   behind the one holding the riskiest row, and claims go one at a time.
 
@@ -131,7 +131,7 @@ def item_claim_next_naive(*, moderator: Any) -> Any:
 def _claim(naive: bool) -> Any:
     if naive:
         return item_claim_next_naive
-    from moderation.review.services import item_claim_next
+    from moderation.review.claims import item_claim_next
 
     return item_claim_next
 
@@ -155,7 +155,7 @@ def moderate_loop(
     """One moderator's loop: claim, decide, until the phase ends."""
     from django.contrib.auth.models import User
 
-    from moderation.review.services import LabelError, label_create
+    from moderation.review.decisions import DecisionError, decision_record
 
     claim = _claim(naive)
     rng = random.Random(moderator_id)
@@ -180,8 +180,16 @@ def moderate_loop(
             time.sleep(rng.uniform(0.5, 1.5) * think)
         held_until = time.monotonic()
         try:
-            label_create(item=item, level=rng.choice(LEVELS), moderator=moderator)
-        except LabelError:
+            # Nothing was labelled before the bench: the moderator saw no label.
+            decision_record(
+                item=item,
+                level=rng.choice(LEVELS),
+                moderator=moderator,
+                path="review",
+                saw_label=None,
+                reason="decided in the benchmark",
+            )
+        except DecisionError:
             refused += 1
         done = time.monotonic()
         labels.append(done - held_until)
@@ -253,13 +261,15 @@ def queue_reset() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM review_label")
+        # Decisions, labels and audit rows are append-only (a row trigger refuses DELETE); the
+        # bench's own scratch database empties them with TRUNCATE, which fires no row trigger.
+        cursor.execute("TRUNCATE review_label, review_decision, audit_auditevent")
         cursor.execute("DELETE FROM review_skip")
         cursor.execute(
             "UPDATE review_reviewstate SET state = 'queued', claimed_by_id = NULL, "
             "claimed_until = NULL WHERE state <> 'queued'"
         )
-        cursor.execute("VACUUM ANALYZE review_reviewstate, review_label")
+        cursor.execute("VACUUM ANALYZE review_reviewstate, review_label, review_decision")
         queue_settle(cursor)
 
 

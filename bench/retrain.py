@@ -291,14 +291,20 @@ def retrain(champion) -> tuple[float, dict[str, Any], Any]:
 def recompute(champion, n_rows: int) -> float:
     """Seconds the service's own path takes to compute the stored features of `n_rows`
     training items from their prompts (`predictions_create`, as `_train_mlp` calls it)."""
-    from moderation.inference.models import Prediction
+    from moderation.inference.models import ModelVersion
     from moderation.inference.services import predictions_create
     from moderation.training import selectors
 
     ids = list(selectors.training_items().values_list("pk", flat=True)[:n_rows])
-    Prediction.objects.filter(model_version=champion, item_id__in=ids).delete()
+    # Predictions are append-only: the same bundle under a version of its own has none yet.
+    twin = ModelVersion.objects.create(
+        version=f"{champion.version}-recompute",
+        path=champion.path,
+        manifest=champion.manifest,
+        status=ModelVersion.Status.CANDIDATE,
+    )
     began = time.perf_counter()
-    written = predictions_create(item_ids=ids, version=champion)
+    written = predictions_create(item_ids=ids, version=twin)
     seconds = time.perf_counter() - began
     if written != len(ids):
         raise SystemExit(f"recomputed {written} of {len(ids)} rows")

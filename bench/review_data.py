@@ -103,12 +103,12 @@ def queue_fill(
         cursor.execute(
             """
             INSERT INTO media_mediaitem (uid, source, external_id, image, prompt, negative_prompt,
-                                         tags, metadata, split, received_at)
+                                         tags, metadata, split, received_at, purge_reason)
             SELECT gen_random_uuid(), 'bench', n::text, '',
                    'a generated picture, prompt number ' || n, 'blurry, low quality',
                    '[["cat", 0.93], ["sofa", 0.71]]'::jsonb, '{}'::jsonb,
                    CASE WHEN n %% 5 = 0 THEN 'test' ELSE 'train' END,
-                   now() - (%(items)s - n) * interval '2 seconds'
+                   now() - (%(items)s - n) * interval '2 seconds', ''
             FROM generate_series(1, %(items)s) AS n
             """,
             {"items": items},

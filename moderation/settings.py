@@ -6,6 +6,7 @@ Every setting that differs in production comes from an environment variable.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -33,8 +34,10 @@ INSTALLED_APPS = [
     "moderation.review",
     "moderation.dashboards",
     "moderation.training",
+    "moderation.audit",
     "moderation.demo",
     "django_celery_beat",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -47,6 +50,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "moderation.media.middleware.DatabaseUnavailableMiddleware",
+    # Last: turns a sign-in refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "moderation.urls"
@@ -78,6 +83,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web server write at once: wait for the lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    # Django's SQLite with a flush that lifts the append-only triggers (moderation/db).
+    DATABASES["default"]["ENGINE"] = "moderation.db.sqlite3"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -102,6 +109,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "review:next"
 LOGOUT_REDIRECT_URL = "login"
+
+# Brute-force protection (django-axes) for the sign-in page and the admin's. Its backend comes
+# first: it refuses a locked-out sign-in before the password is checked. It needs the request,
+# so tests sign in with `client.force_login` or by posting the form, never `client.login()`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After AXES_FAILURE_LIMIT failed sign-ins as one user from one address, that user is refused
+# from that address (other addresses and other users still sign in) for AXES_COOLOFF_MINUTES
+# (0: until an admin unlocks it: Axes → Access attempts in the admin, delete the row, or
+# `manage.py axes_reset_username USERNAME`). A successful sign-in clears the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15"))) or None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Rendered with status 429 (AXES_HTTP_RESPONSE_CODE) instead of the sign-in page.
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # Where trained rating bundles live; `make bundle` writes the default one here.
 BUNDLE_DIR = Path(os.environ.get("BUNDLE_DIR", VAR_DIR / "bundles"))

@@ -125,6 +125,30 @@ CSRF_COOKIE_SECURE = _flag("CSRF_COOKIE_SECURE", True)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = _integer("SESSION_COOKIE_AGE", 12 * 3600)
 
+# ------------------------------------------------------------------------ sign-in lockout
+
+# django-axes locks a user out per address (moderation/settings.py). Behind proxies, every
+# request comes from the nearest proxy's address: TRUSTED_PROXY_COUNT, the number of proxies
+# in front of gunicorn that each append the address they received from to X-Forwarded-For
+# (nginx: proxy_add_x_forwarded_for), makes it the address the outermost proxy saw; entries
+# further left can be forged by the client. 0 (the default): REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = _integer("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXY_COUNT must not be negative, not {TRUSTED_PROXY_COUNT}"
+    )
+
+
+def _client_address(request) -> str | None:
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    forwarded = [address.strip() for address in forwarded if address.strip()]
+    if TRUSTED_PROXY_COUNT and len(forwarded) >= TRUSTED_PROXY_COUNT:
+        return forwarded[-TRUSTED_PROXY_COUNT]
+    return request.META.get("REMOTE_ADDR")
+
+
+AXES_CLIENT_IP_CALLABLE = _client_address
+
 # ------------------------------------------------------------------------ static, media
 
 # WhiteNoise serves the collected, hashed and compressed static files from gunicorn; a proxy

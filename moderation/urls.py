@@ -15,5 +15,6 @@ urlpatterns = [
     path("review/", include("moderation.review.urls")),
     path("dashboards/", include("moderation.dashboards.urls")),
     path("training/", include("moderation.training.urls")),
+    path("audit/", include("moderation.audit.urls")),
     path("api/v1/", include("moderation.media.urls")),
 ]

@@ -18,6 +18,7 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default's options: wait for SQLite's lock, take it when a write begins.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["ENGINE"] = "moderation.db.sqlite3"
 # A worker started by a test shares the test's media directory and broker through these.
 MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="moderation-media-")
 # Bundles that tests train or register go to a scratch directory, never the project's var/.

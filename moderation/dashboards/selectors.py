@@ -19,7 +19,6 @@ from django.core.cache import cache
 from django.db.models import (
     Case,
     Count,
-    Exists,
     F,
     IntegerField,
     Min,
@@ -37,6 +36,7 @@ from django.utils import timezone
 
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
+from moderation.review.labels import current_labels
 from moderation.review.models import Label, ReviewState
 from moderation.training.models import Evaluation
 from rating_models.metrics import model_report
@@ -92,14 +92,12 @@ def _labelled(
     (`label_level`, `label_moderator`, `label_at`). `moderators_only`: a current label that a
     moderator wrote, not one imported with the item (the corpus's, or a platform's).
 
-    The current label is the one no other label supersedes: labels are append-only and
-    `label_create` makes each new label supersede the item's latest. The join starts from
+    The current label is `review.labels`'s, the one every reader uses. The join starts from
     the labels, so a million predictions of unlabelled items are never read; the annotations
     reuse the filter's join (one row per prediction).
     """
     levels = list(levels)
-    superseding = Label.objects.filter(supersedes=OuterRef("pk"))
-    current = Label.objects.filter(~Exists(superseding), level__in=levels)
+    current = current_labels().filter(level__in=levels)
     if moderators_only:
         current = current.filter(moderator__isnull=False)
     # The level again on the joined label: for the explicit levels PostgreSQL then reads the

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from moderation.inference.models import ModelVersion, Prediction
 
@@ -7,7 +8,8 @@ from moderation.inference.models import ModelVersion, Prediction
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["version", "status", "created_at", "promoted_at"]
     list_filter = ["status"]
-    readonly_fields = ["version", "path", "manifest", "created_at", "promoted_at"]
+    # The status changes through the Models page (promote, roll back, retire), which audits it.
+    readonly_fields = ["version", "path", "manifest", "status", "created_at", "promoted_at"]
 
 
 @admin.register(Prediction)
@@ -16,3 +18,13 @@ class PredictionAdmin(admin.ModelAdmin):
     list_filter = ["model_version", "suggested_rating"]
     readonly_fields = [f.name for f in Prediction._meta.fields]
     list_select_related = ["item", "model_version"]
+
+    # Append-only: the database refuses UPDATE and DELETE of a prediction.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -34,7 +34,8 @@ class ModelVersion(models.Model):
 
 
 class Prediction(models.Model):
-    """Everything one bundle said about one item. Written once: the pair is unique.
+    """Everything one bundle said about one item. Written once: the pair is unique, and a
+    trigger refuses UPDATE and DELETE (migration 0004).
 
     Ratings are stored as levels (1, 2, 4, 8, 16); None is an abstention. `features` holds
     every expert's pre-logit features as float16, concatenated in the bundle's expert order
@@ -44,7 +45,7 @@ class Prediction(models.Model):
     """
 
     item = models.ForeignKey(
-        "media.MediaItem", on_delete=models.CASCADE, related_name="predictions"
+        "media.MediaItem", on_delete=models.PROTECT, related_name="predictions"
     )
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="predictions"

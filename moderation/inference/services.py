@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from PIL import Image
 
+from moderation.audit.services import Action, audit_record
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from rating_models.bundle import Bundle, BundlePrediction, read_manifest
@@ -72,13 +74,36 @@ def model_version_register(*, path: str | Path, promote: bool = False) -> ModelV
 
 
 @transaction.atomic
-def model_version_promote(*, version: ModelVersion) -> ModelVersion:
-    ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.CHAMPION).update(
-        status=ModelVersion.Status.RETIRED
-    )
-    version.status = ModelVersion.Status.CHAMPION
+def model_version_promote(
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> ModelVersion:
+    """Make the version the champion and retire the one before; each change is audited
+    (`actor` None: the system, a retrain's gate)."""
+    for old in ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.CHAMPION):
+        model_version_status_set(version=old, status=ModelVersion.Status.RETIRED, actor=actor)
     version.promoted_at = timezone.now()
+    return model_version_status_set(
+        version=version, status=ModelVersion.Status.CHAMPION, actor=actor, reason=reason
+    )
+
+
+def model_version_status_set(
+    *, version: ModelVersion, status: str, actor: AbstractBaseUser | None, reason: str = ""
+) -> ModelVersion:
+    """Change a version's status and write its audit row (old → new); no change, no row."""
+    old = version.status
+    if old == status:
+        return version
+    version.status = status
     version.save(update_fields=["status", "promoted_at"])
+    audit_record(
+        action=Action.MODEL_STATUS,
+        actor=actor,
+        model_version=version,
+        old=old,
+        new=status,
+        reason=reason,
+    )
     return version
 
 
@@ -119,7 +144,7 @@ def predictions_create(*, item_ids: Sequence[int], version: ModelVersion | None 
     with transaction.atomic():
         # A concurrent worker may have written some meanwhile: the unique pair keeps one.
         Prediction.objects.bulk_create(rows, ignore_conflicts=True)
-        from moderation.review.services import review_priorities_update
+        from moderation.review.claims import review_priorities_update
 
         review_priorities_update(item_ids=[i.pk for i in items], version=version)
     return len(rows)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -20,6 +21,12 @@ class MediaItem(models.Model):
 
     The split is assigned once, when the item is created, and never changes: a test item that
     became a training item would silently inflate every later evaluation.
+
+    The content (prompt, negative prompt, tags, image) is fixed once a model has rated the
+    item: the database refuses the change (migration 0002, `media.content_lock`), because its
+    predictions, labels and stored features describe that content. A correction is a new item
+    that `supersedes` this one and inherits its split (`media.corrections.item_correct`); the
+    one change allowed is a purge, which clears the content and leaves a tombstone.
     """
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -37,6 +44,26 @@ class MediaItem(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     split = models.CharField(max_length=5, choices=Split.choices, editable=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The item whose content this one corrects (set by `item_correct`, never edited).
+    supersedes = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+        editable=False,
+    )
+    # A purge (`item_purge`) removed the content: who, when, why. A tombstone stays one.
+    purged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    purged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    purge_reason = models.TextField(blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -54,6 +81,10 @@ class MediaItem(models.Model):
     @property
     def has_image(self) -> bool:
         return bool(self.image)
+
+    @property
+    def is_purged(self) -> bool:
+        return self.purged_at is not None
 
 
 class ApiClient(models.Model):

@@ -8,6 +8,7 @@ from django.db.models import Prefetch, QuerySet
 
 from moderation.inference.models import Prediction
 from moderation.media.models import MediaItem
+from moderation.review.labels import current_labels
 from moderation.review.models import Label
 
 
@@ -15,6 +16,11 @@ def _with_history(items: QuerySet[MediaItem]) -> QuerySet[MediaItem]:
     return items.select_related("review").prefetch_related(
         Prefetch("predictions", queryset=Prediction.objects.select_related("model_version")),
         Prefetch("labels", queryset=Label.objects.select_related("moderator")),
+        Prefetch(
+            "labels",
+            queryset=current_labels().select_related("moderator"),
+            to_attr="current_label_list",
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from moderation.inference.models import Prediction
 from moderation.media.models import MediaItem
+from moderation.review.labels import label_get_current
 from moderation.review.models import Label
 from rating_models.bundle import BundlePrediction
 from rating_models.ratings import LABELS, Rating, parse_label
@@ -128,6 +129,12 @@ class LabelSerializer(serializers.Serializer):
     agreed_with_mlp = serializers.BooleanField(allow_null=True)
 
 
+class PurgeSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    by = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+
+
 class ItemSerializer(serializers.Serializer):
     uid = serializers.UUIDField()
     source = serializers.CharField()
@@ -147,6 +154,12 @@ class ItemSerializer(serializers.Serializer):
     predictions = PredictionSerializer(many=True)
     labels = LabelSerializer(many=True)
     current_label = LabelSerializer(allow_null=True)
+    purged = PurgeSerializer(
+        allow_null=True, help_text="The content was removed (illegal material): a tombstone."
+    )
+    supersedes = serializers.UUIDField(
+        allow_null=True, help_text="The item whose content this one corrects."
+    )
 
 
 class ItemCreatedSerializer(ItemSerializer):
@@ -256,16 +269,20 @@ def label_data(label: Label) -> dict[str, Any]:
 def item_data(
     item: MediaItem, *, image_url: str | None = None, new: bool = False
 ) -> dict[str, Any]:
-    """The item with its predictions (newest first) and labels (oldest first).
+    """The item with its predictions (newest first), labels (oldest first) and current label.
 
     `new`: the item was created unlabelled in this request, so it has neither yet; its review
     state must be the one in memory (`item_create` leaves it there).
     """
     if new:
-        predictions, labels = [], []
+        predictions, labels, current = [], [], []
     else:
         predictions = sorted(item.predictions.all(), key=lambda p: p.created_at, reverse=True)
         labels = sorted(item.labels.all(), key=lambda label: (label.created_at, label.pk))
+        # `review.labels`'s current label, prefetched by `media.selectors` (or read here).
+        current = getattr(item, "current_label_list", None)
+        if current is None:
+            current = [label] if (label := label_get_current(item=item)) else []
     review = item.review if _has_review(item) else None
     return {
         "uid": item.uid,
@@ -285,8 +302,18 @@ def item_data(
         "prediction_pending": not predictions,
         "predictions": [prediction_data(p) for p in predictions],
         "labels": [label_data(label) for label in labels],
-        "current_label": label_data(labels[-1]) if labels else None,
+        "current_label": label_data(current[0]) if current else None,
+        # Read only when set (a purge, a correction: rare), so a page of items costs no join.
+        "purged": _purge_data(item),
+        "supersedes": item.supersedes.uid if item.supersedes_id else None,
     }
+
+
+def _purge_data(item: MediaItem) -> dict[str, Any] | None:
+    if not item.is_purged:
+        return None
+    by = item.purged_by.get_username() if item.purged_by_id else None
+    return {"at": item.purged_at, "by": by, "reason": item.purge_reason}
 
 
 def _has_review(item: MediaItem) -> bool:

@@ -19,8 +19,8 @@ from moderation.media.validation import (
     tags_clean,
     text_clean,
 )
+from moderation.review.decisions import label_create
 from moderation.review.models import ReviewState
-from moderation.review.services import label_create
 
 __all__ = ["item_create", "split_for"]
 
@@ -123,7 +123,7 @@ def _store(
         elif queue_for_review:
             ReviewState.objects.create(item=item, state=ReviewState.State.QUEUED)
     except BaseException:
-        if item.image:
+        if normalised is not None:  # only the file written here: a correction shares its image
             item.image.delete(save=False)
         raise
     item.prediction_queued = None

@@ -1,4 +1,6 @@
-"""The review queue (one state row per item) and the labels moderators write."""
+"""The review queue (one state row per item), the decisions people make and the labels they
+become. Decisions and labels are append-only: a trigger refuses UPDATE and DELETE (migration
+0005), and rows that point at them use PROTECT."""
 
 from __future__ import annotations
 
@@ -62,16 +64,82 @@ class Skip(models.Model):
         return f"{self.item_id} skipped by {self.moderator_id} until {self.until:%Y-%m-%d %H:%M}"
 
 
+LEVELS = [1, 2, 4, 8, 16, 32]
+
+
+class Decision(models.Model):
+    """One act of a person (or an import) on an item: who, when, by which path, the rating or
+    Blocked, the label it saw, and the reason where one is required.
+
+    A final decision writes the item's label at once; a pending one (the second look, the
+    blind double review and the big-downgrade confirmation will create them) writes nothing
+    else: no label, no figure, no training row changes until a final decision follows.
+    """
+
+    class Status(models.TextChoices):
+        FINAL = "final", "final"
+        PENDING = "pending", "pending"
+
+    class Path(models.TextChoices):
+        REVIEW = "review", "review"  # the review page, on an item the moderator holds
+        CORRECTION = "correction", "correction"  # confirmed over a newer label, with a reason
+        IMPORT = "import", "import"  # arrived with the item (the corpus, a platform)
+        ADMIN = "admin", "admin"  # an admin's tool: management commands, tests, the shell
+
+    item = models.ForeignKey("media.MediaItem", on_delete=models.PROTECT, related_name="decisions")
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
+    origin = models.CharField(max_length=50, default="moderator")
+    path = models.CharField(max_length=20, choices=Path.choices)
+    level = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FINAL)
+    # The item's current label when the moderator decided (None: it had none): a final label
+    # written since makes this decision a conflict, not an overwrite.
+    saw_label = models.ForeignKey(
+        "Label", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["item", "-created_at"], name="review_decision_item")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(level__in=LEVELS), name="decision_level_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.moderator_id or self.origin
+        return f"{self.item_id}: {self.status} level {self.level} by {who}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("decisions are append-only: record a new decision")
+        super().save(*args, **kwargs)
+
+
 class Label(models.Model):
-    """A moderator's decision. Append-only: a correction is a new label that supersedes.
+    """The item's rating of record, written by a final decision. Append-only: a correction
+    is a new label that supersedes the current one.
 
     `level` is a rating level (1, 2, 4, 8, 16) or 32 for Blocked. The item's current label is
-    its latest one; nothing is ever updated in place, so who said what, when, survives.
+    the one no other label supersedes (`review.labels.current_labels`, the one selector every
+    reader uses); nothing is ever updated in place, so who said what, when, survives.
     """
 
     BLOCKED = 32
 
-    item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="labels")
+    item = models.ForeignKey("media.MediaItem", on_delete=models.PROTECT, related_name="labels")
+    # The final decision that wrote it (None only for labels written before decisions existed).
+    decision = models.ForeignKey(
+        Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="labels"
+    )
     level = models.PositiveSmallIntegerField()
     moderator = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -87,7 +155,7 @@ class Label(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
     prediction = models.ForeignKey(
-        "inference.Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "inference.Prediction", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     agreed_with_voter = models.BooleanField(null=True)
     agreed_with_mlp = models.BooleanField(null=True)
@@ -100,9 +168,14 @@ class Label(models.Model):
             models.Index(fields=["level"], name="review_label_level"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(level__in=[1, 2, 4, 8, 16, 32]), name="label_level_valid"
-            )
+            models.CheckConstraint(condition=models.Q(level__in=LEVELS), name="label_level_valid"),
+            # One first label per item: two decisions racing on an unlabelled item cannot both
+            # become current (later labels are kept to one chain by `supersedes`, unique).
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=models.Q(supersedes__isnull=True),
+                name="one_first_label_per_item",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
+from moderation.review.labels import is_current
 from moderation.review.models import Label, ReviewState, Skip
 from rating_models.ratings import RATINGS
 
@@ -53,10 +54,6 @@ def prediction_get_champion(*, item: MediaItem) -> Prediction | None:
         .select_related("model_version")
         .first()
     )
-
-
-def label_get_current(*, item: MediaItem) -> Label | None:
-    return item.labels.select_related("moderator").order_by("-created_at", "-pk").first()
 
 
 def label_get_previous(
@@ -105,12 +102,12 @@ def prediction_list_down_classed(
     have predicted.
 
     The rows are found from the current labels, not from every prediction: the current label
-    is the one no other label supersedes (`label_create` makes each new label supersede the
-    item's latest), and only labels above PG can be down-classed, a fifth of them. The first
-    page walks the labels newest first and stops after a page; the paginator's count reads
-    those labels through their level index and their items' ratings from the index
-    `prediction_item_ratings`, not the predictions' rows. The four correlated subqueries this
-    replaced ran for each of a million predictions: 10 s a page (bench/pages.py).
+    is the one no other label supersedes (`review.labels`), and only labels above PG can be
+    down-classed, a fifth of them. The first page walks the labels newest first and stops
+    after a page; the paginator's count reads those labels through their level index and
+    their items' ratings from the index `prediction_item_ratings`, not the predictions' rows.
+    The four correlated subqueries this replaced ran for each of a million predictions: 10 s a
+    page (bench/pages.py).
     """
     rows = (
         Prediction.objects.filter(item__labels__level__in=DOWN_CLASSABLE_LEVELS)
@@ -121,7 +118,7 @@ def prediction_list_down_classed(
             label_origin=F("item__labels__origin"),
             label_at=F("item__labels__created_at"),
         )
-        .filter(~Exists(Label.objects.filter(supersedes=OuterRef("label_id"))))
+        .filter(is_current("label_id"))
         .select_related("item", "model_version")
     )
     below = {

@@ -6,6 +6,7 @@ app_name = "review"
 
 urlpatterns = [
     path("", views.review_next, name="next"),
+    path("claim/", views.review_claim, name="claim"),
     path("undo/", views.review_undo, name="undo"),
     path("disagreements/", views.review_disagreements, name="disagreements"),
     path("<uuid:uid>/decide/", views.review_decide, name="decide"),

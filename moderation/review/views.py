@@ -4,33 +4,37 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from moderation.audit.selectors import audit_event_list_for_item
+from moderation.audit.services import Action, audit_record
 from moderation.media.models import MediaItem
+from moderation.review.claims import (
+    item_claim_next,
+    item_get_held,
+    item_release,
+    item_reopen,
+    item_skip,
+)
+from moderation.review.decisions import DecisionConflict, DecisionError, decision_record
 from moderation.review.decorators import moderator_required
-from moderation.review.forms import DisagreementFilterForm
-from moderation.review.models import Label
+from moderation.review.forms import DecisionForm, DisagreementFilterForm
+from moderation.review.labels import label_get_current
+from moderation.review.models import Decision, Label
+from moderation.review.queue import level_label
 from moderation.review.selectors import (
     QUEUE_SIZE_SHOWN,
     item_get_by_uid,
     item_label_list,
     item_prediction_list,
-    label_get_current,
     label_get_previous,
     prediction_get_champion,
     prediction_list_down_classed,
     review_queue_size,
-)
-from moderation.review.services import (
-    LabelError,
-    item_claim_next,
-    item_release,
-    item_reopen,
-    item_skip,
-    label_create,
 )
 from moderation.review.summaries import prediction_summary
 from rating_models.ratings import RATINGS
@@ -45,9 +49,9 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _render_panel(request: HtmxHttpRequest, item: MediaItem | None) -> HttpResponse:
+def _panel_context(request: HtmxHttpRequest, item: MediaItem | None) -> dict:
     prediction = None if item is None else prediction_get_champion(item=item)
-    context = {
+    return {
         "item": item,
         "summary": None if prediction is None else prediction_summary(prediction),
         "current_label": None if item is None else label_get_current(item=item),
@@ -56,8 +60,13 @@ def _render_panel(request: HtmxHttpRequest, item: MediaItem | None) -> HttpRespo
         "rating_buttons": RATING_BUTTONS,
         "blocked_level": Label.BLOCKED,
     }
+
+
+def _render_panel(
+    request: HtmxHttpRequest, item: MediaItem | None, *, status: int = 200
+) -> HttpResponse:
     template = "review/partials/_panel.html" if request.htmx else "review/next.html"
-    return render(request, template, context)
+    return render(request, template, _panel_context(request, item), status=status)
 
 
 def _next_item(request: HtmxHttpRequest) -> HttpResponse:
@@ -70,6 +79,20 @@ def _next_item(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @moderator_required
 def review_next(request: HtmxHttpRequest) -> HttpResponse:
+    """The review page. A GET changes nothing: it shows the item this moderator holds, or a
+    panel that asks for the next item by POST once the page has loaded (review_claim)."""
+    held = item_get_held(moderator=request.user)
+    if held is not None:
+        return _render_panel(request, held)
+    template = "review/partials/_claiming.html" if request.htmx else "review/next.html"
+    return render(request, template, {"claiming": True})
+
+
+@require_POST
+@moderator_required
+def review_claim(request: HtmxHttpRequest) -> HttpResponse:
+    """Take the next item (or the one this moderator holds) and show it. A reload of the
+    answer posts again, which gives back the same held item."""
     return _render_panel(request, item_claim_next(moderator=request.user))
 
 
@@ -77,11 +100,60 @@ def review_next(request: HtmxHttpRequest) -> HttpResponse:
 @moderator_required
 def review_decide(request: HtmxHttpRequest, uid: str) -> HttpResponse:
     item = get_object_or_404(MediaItem, uid=uid)
+    form = DecisionForm(request.POST, item=item)
+    if not form.is_valid():
+        messages.error(request, f"Not recorded: {form.error_text()}")
+        return _retry(request, item)
+    correction = form.cleaned_data["correction"]
     try:
-        label_create(item=item, level=request.POST.get("level", ""), moderator=request.user)
-    except LabelError as error:
+        decision_record(
+            item=item,
+            level=form.cleaned_data["level"],
+            moderator=request.user,
+            path=Decision.Path.CORRECTION if correction else Decision.Path.REVIEW,
+            saw_label=form.cleaned_data["seen"],
+            reason=form.cleaned_data["reason"],
+        )
+    except DecisionConflict as conflict:
+        return _conflict(request, item, conflict, form.cleaned_data["level"])
+    except DecisionError as error:
         messages.error(request, f"Not recorded: {error}.")
+        return _retry(request, item) if correction else _next_item(request)
+    if correction:
+        messages.success(request, "Recorded as a correction of the newer label.")
     return _next_item(request)
+
+
+def _retry(request: HtmxHttpRequest, item: MediaItem) -> HttpResponse:
+    """Back to the item after a refused form (a missing reason): the moderator still holds
+    it, or, for a conflict's correction, sees the conflict's item again."""
+    held = item_get_held(moderator=request.user)
+    if not request.htmx:
+        return redirect("review:next")
+    return _render_panel(request, held if held == item else item_claim_next(moderator=request.user))
+
+
+def _conflict(
+    request: HtmxHttpRequest, item: MediaItem, conflict: DecisionConflict, level: int
+) -> HttpResponse:
+    """Nothing was written: show the newer label, who made it and when, and let the moderator
+    keep it (next item) or confirm theirs as a deliberate correction, with a reason."""
+    audit_record(
+        action=Action.CONFLICT,
+        actor=request.user,
+        item=item,
+        old=level_label(conflict.newer.level),
+        new=f"{level_label(level)} (not recorded)",
+        newer_label=conflict.newer.pk,
+    )
+    context = {
+        **_panel_context(request, item),
+        "newer": conflict.newer,
+        "mine": level,
+        "blocked_level": Label.BLOCKED,
+    }
+    template = "review/partials/_conflict.html" if request.htmx else "review/conflict.html"
+    return render(request, template, context, status=409 if not request.htmx else 200)
 
 
 @require_POST
@@ -100,9 +172,14 @@ def review_undo(request: HtmxHttpRequest) -> HttpResponse:
     if previous is None:
         messages.info(request, "Nothing to undo: you have not decided any other item yet.")
         return _next_item(request)
-    if current is not None:
-        item_release(item=current, moderator=request.user)
-    item_reopen(item=previous.item, moderator=request.user)
+    try:
+        with transaction.atomic():
+            if current is not None:
+                item_release(item=current, moderator=request.user)
+            item_reopen(item=previous.item, moderator=request.user)
+    except DecisionError as error:
+        messages.error(request, f"Cannot reopen your previous item: {error}.")
+        return _next_item(request)
     messages.info(request, "Reopened your previous item: a new decision supersedes the old one.")
     return _next_item(request)
 
@@ -141,5 +218,6 @@ def item_history(request: HttpRequest, uid: str) -> HttpResponse:
         "item": item,
         "summaries": [prediction_summary(p) for p in item_prediction_list(item=item)],
         "labels": item_label_list(item=item),
+        "audit_events": audit_event_list_for_item(item=item),
     }
     return render(request, "review/history.html", context)

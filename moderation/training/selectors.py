@@ -7,10 +7,11 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 
 from moderation.inference.models import ModelVersion
 from moderation.media.models import MediaItem, Split
+from moderation.review.labels import current_level
 from moderation.review.models import Label
 from rating_models.ratings import Rating
 
@@ -19,16 +20,17 @@ VALIDATION_SHARE = 15  # percent of training items held out for early stopping
 
 
 def item_list_labelled(*, split: str) -> QuerySet[MediaItem]:
-    """Items of a split whose current (latest) label is a rating, annotated `current_level`.
+    """Items of a split whose current label is a rating, annotated `current_level`.
 
     Blocked labels are decisions, not ratings, and unlabelled items teach nothing: both are
-    left out. The split is the item's, fixed when it was created, so a test item can never be
-    selected for training however it was labelled.
+    left out, and so are purged items (no content left) and items a correction superseded
+    (their labels describe the old content; the correction is labelled on its own). The split
+    is the item's, fixed when it was created, so a test item can never be selected for
+    training however it was labelled.
     """
-    latest = Label.objects.filter(item=OuterRef("pk")).order_by("-created_at", "-pk")
     return (
-        MediaItem.objects.filter(split=split)
-        .annotate(current_level=Subquery(latest.values("level")[:1]))
+        MediaItem.objects.filter(split=split, purged_at__isnull=True, superseded_by__isnull=True)
+        .annotate(current_level=current_level())
         .filter(current_level__in=RATING_LEVELS)
         .order_by("pk")
     )

@@ -291,7 +291,7 @@ def _execute(run: TrainingRun) -> None:
         TrainingRun.objects.select_for_update().only("pk").get(pk=run.pk)
         _progress(run.pk, stage="done", progress=1.0, line=verdict)
         if promote:
-            inference.model_version_promote(version=candidate)
+            inference.model_version_promote(version=candidate, reason="passed the gate")
         _finish(run.pk, State.SUCCEEDED, verdict)
 
 
@@ -591,7 +591,9 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 # -- the registry ----------------------------------------------------------------------------
 
 
-def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+def model_version_promote(
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = "promoted"
+) -> ModelVersion:
     """Make the version the champion once its bundle has loaded; workers load it on their
     next task. A missing, corrupt, truncated or incompatible bundle raises (BundleError or
     the loader's own error) and the champion stays as it was."""
@@ -599,21 +601,26 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
     if version.status == ModelVersion.Status.CHAMPION:
         return version
     inference.bundle_for(version)
-    return inference.model_version_promote(version=version)
+    return inference.model_version_promote(version=version, actor=actor, reason=reason)
 
 
-def model_version_rollback(*, version: ModelVersion) -> ModelVersion:
+def model_version_rollback(
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None
+) -> ModelVersion:
     """Make an earlier version the champion again, as a promotion does."""
-    return model_version_promote(version=version)
+    return model_version_promote(version=version, actor=actor, reason="rolled back")
 
 
-def model_version_retire(*, version: ModelVersion) -> ModelVersion:
+def model_version_retire(
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None
+) -> ModelVersion:
     version.refresh_from_db(fields=["status"])
     if version.status == ModelVersion.Status.CHAMPION:
         raise ValueError("the champion cannot be retired: promote or roll back to another first")
-    version.status = ModelVersion.Status.RETIRED
-    version.save(update_fields=["status"])
-    return version
+    with transaction.atomic():
+        return inference.model_version_status_set(
+            version=version, status=ModelVersion.Status.RETIRED, actor=actor, reason="retired"
+        )
 
 
 def retrain_if_enough_labels() -> TrainingRun | None:

@@ -12,6 +12,14 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    // Enter in a field that names its button (the Blocked reason) clicks that button, not the
+    // form's first one (which would accept the suggestion).
+    if (event.key === "Enter" && event.target.dataset && event.target.dataset.enter) {
+      event.preventDefault();
+      var target = document.getElementById(event.target.dataset.enter);
+      if (target) target.click();
+      return;
+    }
     if (isTyping(event.target)) return;
     var key = event.key === "Enter" ? "Enter" : event.key.toLowerCase();
     var panel = document.getElementById("review-panel");
@@ -26,7 +34,24 @@
     // a key pressed in between would post the form natively and reload the whole page.
     // Processing an already wired form again is a no-op.
     if (window.htmx) window.htmx.process(panel);
-    button.classList.add("is-pressed");
+    if (button.tagName.toLowerCase() !== "summary") button.classList.add("is-pressed");
     button.click();
+  });
+
+  // Opening the Blocked reason puts the cursor in it; Escape closes it again.
+  document.addEventListener(
+    "toggle",
+    function (event) {
+      var details = event.target;
+      if (!details.classList || !details.classList.contains("block-reason")) return;
+      var field = details.querySelector("input[name=reason]");
+      if (details.open && field) field.focus();
+    },
+    true
+  );
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.querySelector("#review-panel details.block-reason[open]");
+    if (open) open.open = false;
   });
 })();

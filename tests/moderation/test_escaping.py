@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from moderation.demo.chromium import launch, log_in
-from moderation.review.services import label_create
+from moderation.review.decisions import label_create
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.review.conftest import make_item, make_prediction, make_version
 

@@ -98,7 +98,7 @@ def test_a_worker_killed_mid_batch_leaves_exactly_one_prediction_per_item(
     marker = tmp_path / "paused"
     # The second batch pauses after writing its rows, inside its still-open transaction.
     pause = {
-        "PAUSE_IN": "moderation.review.services:review_priorities_update",
+        "PAUSE_IN": "moderation.review.claims:review_priorities_update",
         "PAUSE_AT": "2",
         "PAUSE_MARKER": str(marker),
     }
@@ -159,7 +159,7 @@ def test_a_killed_pool_process_has_its_batch_handed_back_at_once(
     ids = [item.pk for item in make_items([f"a dog number {n}" for n in range(ITEMS)])]
     marker = tmp_path / "paused"
     pause = {
-        "PAUSE_IN": "moderation.review.services:review_priorities_update",
+        "PAUSE_IN": "moderation.review.claims:review_priorities_update",
         "PAUSE_AT": "2",
         "PAUSE_MARKER": str(marker),
     }
@@ -268,7 +268,7 @@ def test_a_worker_killed_mid_training_leaves_the_champion_and_frees_the_next_run
 
             following = training.training_run_start()
             wait_for(lambda: not run_state(following).is_active, timeout=120, what="the next run")
-            assert following.state == TrainingRun.State.SUCCEEDED, following.reason
+            assert following.state == TrainingRun.State.SUCCEEDED, following.reason + following.log
             assert second.poll() is None, "the restarted worker died"
     assert run_state(killed).state == TrainingRun.State.FAILED  # a late redelivery changes nothing
     assert ModelVersion.objects.get(status="champion") == champion

@@ -7,13 +7,16 @@ table (timestamps moved with `update`, which the append-only `save` guard does n
 from __future__ import annotations
 
 from datetime import datetime
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
+from moderation.review.labels import label_get_current
 from moderation.review.models import Label
 from moderation.training.models import Evaluation
 from rating_models.metrics import model_report
@@ -61,20 +64,18 @@ def make_label(
     agreed_with_voter: bool | None = None,
     agreed_with_mlp: bool | None = None,
 ) -> Label:
-    previous = item.labels.order_by("-created_at", "-pk").first()
-    label = Label.objects.create(
-        item=item,
-        level=level,
-        moderator=moderator,
-        origin="moderator" if moderator else "corpus",
-        supersedes=previous,
-        agreed_with_voter=agreed_with_voter,
-        agreed_with_mlp=agreed_with_mlp,
-    )
-    if at is not None:
-        Label.objects.filter(pk=label.pk).update(created_at=at)
-        label.refresh_from_db()
-    return label
+    previous = label_get_current(item=item)
+    # Labels are append-only: one from the past is written at that time, not moved there.
+    with mock.patch("django.utils.timezone.now", return_value=at or timezone.now()):
+        return Label.objects.create(
+            item=item,
+            level=level,
+            moderator=moderator,
+            origin="moderator" if moderator else "corpus",
+            supersedes=previous,
+            agreed_with_voter=agreed_with_voter,
+            agreed_with_mlp=agreed_with_mlp,
+        )
 
 
 def index(level: int) -> int:

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from moderation.inference.models import ModelVersion
 from moderation.inference.services import predictions_create
 from moderation.media.models import ApiClient, MediaItem
-from moderation.review.services import label_create
+from moderation.review.decisions import label_create
 from tests.moderation.factories import jpeg_bytes, make_item, png_bytes
 from tests.moderation.media.test_validation import png_claiming_size
 

@@ -351,6 +351,12 @@ def test_the_production_processes_ingest_predict_and_serve_review(
         assert status == 200, page[:2000]
         text = page.decode()
         assert "Log in</h1>" not in text, "the login was refused"
+        # The review page takes its item by POST once loaded (a GET claims nothing).
+        assert 'hx-post="/review/claim/"' in text, text[:3000]
+        token = urllib.parse.urlencode({"csrfmiddlewaretoken": http_client.cookie("csrftoken")})
+        status, headers, page = http_client.request("/review/claim/", data=token.encode())
+        assert status == 200, page[:2000]
+        text = page.decode()
         assert any(html.escape(p) in text for p in uids), text[:3000]
         assert headers.get("X-Frame-Options") == "DENY"
         assert headers.get("X-Content-Type-Options") == "nosniff"

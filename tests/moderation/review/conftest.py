@@ -17,8 +17,8 @@ from PIL import Image
 
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
+from moderation.review.claims import review_priorities_update
 from moderation.review.models import ReviewState
-from moderation.review.services import review_priorities_update
 
 _numbers = itertools.count(1)
 

@@ -60,8 +60,10 @@ def _moderate(moderator: Any, seed: int, n_moderators: int, out: dict[str, Any])
     from django.db import connection
     from django.utils import timezone
 
+    from moderation.review.claims import item_claim_next, item_skip
+    from moderation.review.decisions import DecisionError, decision_record
+    from moderation.review.labels import label_get_current
     from moderation.review.models import ReviewState, Skip
-    from moderation.review.services import LabelError, item_claim_next, item_skip, label_create
 
     rng = random.Random(seed)
     claims: list[tuple[int, int, float, float, str]] = []
@@ -73,6 +75,8 @@ def _moderate(moderator: Any, seed: int, n_moderators: int, out: dict[str, Any])
         while True:
             item = item_claim_next(moderator=moderator)
             start = time.monotonic()
+            # What the review page would show with the item: its current label, if any.
+            saw = None if item is None else label_get_current(item=item)
             if item is None:
                 # Claims others hold may still come back (skipped or expired): stop only when
                 # every item this moderator has not skipped is done (done is final here).
@@ -109,8 +113,15 @@ def _moderate(moderator: Any, seed: int, n_moderators: int, out: dict[str, Any])
                 )
             else:
                 try:
-                    label_create(item=item, level=rng.choice(LEVELS), moderator=moderator)
-                except LabelError as error:
+                    decision_record(
+                        item=item,
+                        level=rng.choice(LEVELS),
+                        moderator=moderator,
+                        path="review",
+                        saw_label=saw,
+                        reason="decided in the race",
+                    )
+                except DecisionError as error:
                     refused.append(f"item {item.pk}: {error}")
                 else:
                     decisions.append((item.pk, moderator.pk))

@@ -125,7 +125,10 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server, tmp_path):
         page.keyboard.press("4")  # correct upward to X
         panel_shows(page, unpredicted)
         expect(page.locator("#review-panel")).to_contain_text("Prediction pending")
-        page.keyboard.press("b")
+        page.keyboard.press("b")  # Blocked asks why first: the reason field takes the keys
+        expect(page.locator("#review-panel input[name=reason]")).to_be_focused()
+        page.keyboard.type("a forbidden thing, 3 strikes")
+        page.keyboard.press("Enter")
         expect(page.locator("#review-panel")).to_contain_text("The queue is empty")
         # Each next item was swapped in: no full page load happened.
         assert page.evaluate("window.stillTheSamePage") is True
@@ -143,6 +146,7 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server, tmp_path):
         bedroom.pk: (8, alice),
         unpredicted.pk: (32, alice),
     }
+    assert labels[unpredicted.pk].decision.reason == "a forbidden thing, 3 strikes"
     for item, split in ((beach, "test"), (bedroom, "train"), (unpredicted, "train")):
         item.refresh_from_db()
         assert item.split == split

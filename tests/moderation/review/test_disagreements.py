@@ -1,5 +1,5 @@
+from moderation.review.decisions import label_create
 from moderation.review.selectors import prediction_list_down_classed
-from moderation.review.services import label_create
 
 from .conftest import make_item, make_prediction, make_version
 

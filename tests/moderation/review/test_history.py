@@ -1,4 +1,4 @@
-from moderation.review.services import label_create
+from moderation.review.decisions import label_create
 
 from .conftest import make_item, make_prediction, make_version
 

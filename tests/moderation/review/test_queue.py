@@ -5,9 +5,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from moderation.review.claims import item_claim_next
 from moderation.review.models import ReviewState
 from moderation.review.queue import down_class_risk
-from moderation.review.services import item_claim_next
 
 from .conftest import make_item, make_prediction
 
@@ -110,9 +110,10 @@ def test_a_claim_on_its_own_skips_the_commit_flush_but_never_inside_a_callers_tr
         assert item_claim_next(moderator=alice) == first
     assert "SET LOCAL synchronous_commit TO OFF" in [q["sql"] for q in alone.captured_queries]
     assert _synchronous_commit() == before  # LOCAL: it ended with the claim's transaction
-    # The claim reads its item with the row it locks, not in a query of its own.
+    # The claim reads its item with the row it locks, not in a query of its own; its audit
+    # row commits with it.
     statements = [q["sql"].split()[0] for q in alone.captured_queries]
-    assert statements == ["SELECT", "BEGIN", "SET", "SELECT", "UPDATE", "COMMIT"]
+    assert statements == ["SELECT", "BEGIN", "SET", "SELECT", "UPDATE", "INSERT", "COMMIT"]
 
     with transaction.atomic(), CaptureQueriesContext(connection) as inside:
         assert item_claim_next(moderator=bob) == second

@@ -8,7 +8,7 @@ def test_the_page_shows_every_experts_rating_and_abstentions(alice_client, champ
     make_prediction(
         item, champion, experts={"tag_rules": 8, "lstm": 2, "image": None}, voter=8, mlp=4
     )
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     for text in ("tag_rules", "lstm", "image", "abstained", "voter", "MLP"):
         assert text in page
     assert 'data-hotkey="Enter"' in page and "Accept <strong>X</strong>" in page
@@ -17,7 +17,7 @@ def test_the_page_shows_every_experts_rating_and_abstentions(alice_client, champ
 def test_the_page_says_which_models_rate_lower_and_by_how_many_levels(alice_client, champion):
     item = make_item()
     make_prediction(item, champion, experts={"lstm": 16, "minilm": 2}, voter=2, mlp=2)
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert "lstm rates XXX, the suggestion is PG13: 3 levels lower" in page
     assert "3 levels below XXX" in page  # minilm, the voter and the MLP
 
@@ -30,7 +30,7 @@ def test_the_page_says_which_experts_the_mlp_read(alice_client, champion):
         experts={"tag_rules": 2, "lstm": 2, "image": 8, "lstm_tags": None},
         mlp_experts=["tag_rules", "lstm"],
     )
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert "MLP read: tag_rules, lstm" in page
     # The image expert spoke, but the MLP was not trained with it: marked on its row only.
     assert page.count("not read by the MLP") == 1
@@ -40,27 +40,27 @@ def test_the_page_says_which_experts_the_mlp_read(alice_client, champion):
 
 def test_the_page_says_prediction_pending_without_one(alice_client):
     make_item()
-    assert b"Prediction pending" in alice_client.get("/review/").content
+    assert b"Prediction pending" in alice_client.post("/review/claim/", follow=True).content
 
 
 def test_prompts_and_tags_are_escaped(alice_client):
     attack = "<script>alert(1)</script>"
     make_item(prompt=attack, negative_prompt=attack, tags=[[attack, 0.9]])
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert attack not in page
     assert page.count(escape(attack)) == 3
 
 
 def test_a_prompt_only_item_says_so(alice_client):
     make_item(image=False)
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert "Prompt-only item, no image" in page
     assert "<img" not in page
 
 
 def test_an_item_with_an_image_shows_it(alice_client):
     item = make_item(image=True)
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert f'src="/review/items/{item.uid}/image/"' in page
 
 
@@ -68,7 +68,7 @@ def test_the_page_shows_the_split_and_the_queue_size(alice_client):
     make_item(split="test")
     make_item()
     make_item()
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert 'class="split split-test"' in page
     assert "2 more waiting" in page
 
@@ -79,13 +79,13 @@ def test_a_long_queue_is_counted_only_up_to_a_limit(alice_client, monkeypatch):
     monkeypatch.setattr("moderation.review.views.QUEUE_SIZE_SHOWN", 2)
     for _ in range(5):
         make_item()
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert "2+ more waiting" in page
 
 
 def test_the_hotkeys_are_shown_on_the_page(alice_client):
     make_item()
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     for key in ("1", "2", "3", "4", "5", "b", "s", "u"):
         assert f'data-hotkey="{key}"' in page
         assert f"<kbd>{key}</kbd>" in page
@@ -101,7 +101,7 @@ def test_an_htmx_request_gets_only_the_panel(alice_client):
 
 def test_a_decision_over_htmx_swaps_in_the_next_item(alice_client):
     first, second = make_item(), make_item()
-    alice_client.get("/review/")
+    alice_client.post("/review/claim/", follow=True)
     response = alice_client.post(
         f"/review/{first.uid}/decide/", {"level": "1"}, headers={"HX-Request": "true"}
     )
@@ -111,12 +111,12 @@ def test_a_decision_over_htmx_swaps_in_the_next_item(alice_client):
 
 
 def test_an_empty_queue_polls_for_new_items(alice_client):
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert "The queue is empty" in page
     assert 'hx-trigger="every 10s"' in page
 
 
 def test_htmx_is_served_from_our_static_files(alice_client):
-    page = alice_client.get("/review/").content.decode()
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert 'src="/static/vendor/htmx/htmx.min.js"' in page
     assert "unpkg" not in page and "cdn" not in page.lower()

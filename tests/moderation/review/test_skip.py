@@ -1,5 +1,5 @@
+from moderation.review.claims import item_claim_next, item_skip
 from moderation.review.models import ReviewState
-from moderation.review.services import item_claim_next, item_skip
 
 from .conftest import make_item
 
@@ -21,6 +21,6 @@ def test_a_skipped_item_goes_to_bob(alice, bob):
 
 def test_skipping_through_the_page_shows_the_next_item(alice_client, alice):
     first, second = make_item(), make_item()
-    alice_client.get("/review/")
+    alice_client.post("/review/claim/", follow=True)
     response = alice_client.post(f"/review/{first.uid}/skip/", headers={"HX-Request": "true"})
     assert response.context["item"] == second

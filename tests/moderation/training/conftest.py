@@ -3,8 +3,8 @@ import pytest
 from moderation.inference.services import model_version_register, predictions_create
 from moderation.media.models import MediaItem
 from moderation.media.services import item_create
+from moderation.review.decisions import label_create
 from moderation.review.models import ReviewState
-from moderation.review.services import label_create
 from moderation.training import selectors
 from rating_models.train import BundleConfig, train_bundle
 from tests.moderation.factories import png_bytes

@@ -68,7 +68,7 @@ def test_test_split_labels_never_reach_training(labelled):
 
 
 def test_blocked_and_superseded_labels_are_not_trained_on(champion):
-    from moderation.review.services import label_create
+    from moderation.review.decisions import label_create
 
     corrected = labelled_item("a nude woman", 1, split="train")
     label_create(item=corrected, level=8, moderator=None, origin="test")
@@ -301,7 +301,7 @@ def test_the_champion_cannot_be_retired(champion):
 def test_the_schedule_starts_a_retrain_only_with_enough_new_labels(
     champion, settings, django_user_model
 ):
-    from moderation.review.services import label_create
+    from moderation.review.decisions import label_create
 
     settings.RETRAIN_MIN_NEW_LABELS = 2
     moderator = django_user_model.objects.create_user("alice")

@@ -11,7 +11,7 @@ import pytest
 from moderation.inference.models import ModelVersion
 from moderation.inference.services import bundle_for, item_example, predictions_create
 from moderation.media.models import MediaItem
-from moderation.review.services import label_create
+from moderation.review.decisions import label_create
 from moderation.training import features, selectors, services
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.evaluation import evaluate_bundle
@@ -62,8 +62,9 @@ def test_an_mlp_retrain_runs_no_expert_and_judges_as_predicting_would(labelled, 
 
 def test_test_items_without_stored_features_are_predicted_first(labelled, settings):
     champion = ModelVersion.objects.get(status="champion")
-    test_item = selectors.test_items().first()
-    test_item.predictions.all().delete()
+    # Labelled after the champion predicted the others (predictions are never deleted).
+    test_item = MediaItem.objects.create(prompt="a cat on a sofa", split="test", source="t")
+    label_create(item=test_item, level=1, moderator=None, origin="test")
     run = services.training_run_execute(run_id=services.training_run_start().pk)
     assert run.state == TrainingRun.State.SUCCEEDED, run.reason
     assert test_item.predictions.filter(model_version=champion).exists()

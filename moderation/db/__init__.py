@@ -1,0 +1,1 @@
+"""Database backends of our own: SQLite with a flush that respects append-only history."""

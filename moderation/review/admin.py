@@ -1,0 +1,34 @@
+"""Decisions and labels in the admin: to read, never to change. Both are append-only (the
+database refuses UPDATE and DELETE); a correction is made on the review page."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from moderation.review.models import Decision, Label
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "item", "moderator", "origin", "path", "status", "level"]
+    list_filter = ["status", "path", "level"]
+    search_fields = ["item__uid", "moderator__username"]
+    list_select_related = ["item", "moderator"]
+
+
+@admin.register(Label)
+class LabelAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "item", "level", "moderator", "origin", "supersedes"]
+    list_filter = ["level", "origin"]
+    search_fields = ["item__uid", "moderator__username"]
+    list_select_related = ["item", "moderator"]

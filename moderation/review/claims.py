@@ -1,0 +1,202 @@
+"""Claims on the review queue: taking an item, skipping it, giving it back, taking back one's
+own decision (undo). Each changes the item's review state and writes an audit row.
+
+Claims are taken by POST only; `item_get_held` is the read a GET may make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from moderation.audit.services import Action, audit_record
+from moderation.inference.models import ModelVersion, Prediction
+from moderation.media.models import MediaItem
+from moderation.review.decisions import DecisionError, label_holder
+from moderation.review.labels import label_get_current
+from moderation.review.models import ReviewState, Skip
+from moderation.review.queue import down_class_risk
+from moderation.review.selectors import review_state_list_open
+
+State = ReviewState.State
+
+
+def review_priorities_update(*, item_ids: Sequence[int], version: ModelVersion) -> None:
+    """Set the queue priority of items from the version's predictions."""
+    predictions = Prediction.objects.filter(item_id__in=item_ids, model_version=version)
+    states = {s.item_id: s for s in ReviewState.objects.filter(item_id__in=item_ids)}
+    changed = []
+    for p in predictions:
+        state = states.get(p.item_id)
+        if state is None:
+            continue
+        state.priority = down_class_risk(
+            suggested_level=p.suggested_rating,
+            mlp_probs=p.mlp_probs,
+            expert_levels=[e["rating"] for e in p.experts.values()],
+            flagged=p.flagged,
+        )
+        changed.append(state)
+    ReviewState.objects.bulk_update(changed, ["priority"])
+
+
+def item_get_held(*, moderator: AbstractBaseUser) -> MediaItem | None:
+    """The item this moderator holds now (an unexpired claim), or None. Changes nothing."""
+    held = (
+        ReviewState.objects.filter(
+            claimed_by=moderator, state=State.CLAIMED, claimed_until__gte=timezone.now()
+        )
+        .select_related("item")
+        .first()
+    )
+    return None if held is None else held.item
+
+
+def _claimed(state: ReviewState, moderator: AbstractBaseUser, holder: str | None) -> None:
+    """The audit row of a claim: from the queue, or taken over from an expired claim."""
+    audit_record(
+        action=Action.CLAIM,
+        actor=moderator,
+        item=state.item,
+        old="queued" if holder is None else f"claimed by {holder} (expired)",
+        new=f"claimed by {moderator.get_username()}",
+    )
+
+
+def item_claim_next(*, moderator: AbstractBaseUser) -> MediaItem | None:
+    """Claim the riskiest open item for this moderator, or give back the one they hold.
+
+    One moderator per item: on PostgreSQL the row is locked with SKIP LOCKED, so concurrent
+    moderators each take a different row without waiting. SQLite has no row locks, so there
+    the claim is a conditional update that succeeds for exactly one of the racers.
+    """
+    held = item_get_held(moderator=moderator)
+    if held is not None:
+        return held
+    now = timezone.now()
+    until = now + timedelta(minutes=settings.CLAIM_MINUTES)
+    if connection.features.has_select_for_update_skip_locked:
+        # A claim is a lease, not a record: were the server to crash in the moment before its
+        # commit reaches the disk, the item would simply be open again (with its audit row),
+        # and a decision checks who holds the item anyway. So a claim committed on its own does
+        # not wait for the flush; inside a caller's transaction it must not, as that would
+        # cover their writes.
+        lease_only = connection.vendor == "postgresql" and not connection.in_atomic_block
+        with transaction.atomic():
+            if lease_only:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            state = (
+                review_state_list_open(moderator=moderator)
+                .select_related("item", "claimed_by")
+                .select_for_update(skip_locked=True, of=("self",))
+                .first()
+            )
+            if state is None:
+                return None
+            holder = None if state.state == State.QUEUED else label_holder(state)
+            state.state, state.claimed_by, state.claimed_until = State.CLAIMED, moderator, until
+            state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
+            _claimed(state, moderator, holder)
+            return state.item
+    candidates = review_state_list_open(moderator=moderator).values_list(
+        "pk", "state", "claimed_by__username"
+    )
+    for candidate, old_state, old_holder in candidates[:50]:
+        with transaction.atomic():
+            won = (
+                ReviewState.objects.filter(pk=candidate)
+                .filter(Q(state=State.QUEUED) | Q(state=State.CLAIMED, claimed_until__lt=now))
+                .update(
+                    state=State.CLAIMED, claimed_by=moderator, claimed_until=until, updated_at=now
+                )
+            )
+            if won:
+                state = ReviewState.objects.select_related("item").get(pk=candidate)
+                _claimed(state, moderator, old_holder if old_state == State.CLAIMED else None)
+                return state.item
+    return None
+
+
+@transaction.atomic
+def item_skip(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
+    """Pass on an item: others get it, this moderator does not see it again for a while."""
+    Skip.objects.create(
+        item=item, moderator=moderator, until=timezone.now() + timedelta(hours=settings.SKIP_HOURS)
+    )
+    _give_back(item, moderator, State.QUEUED, "skipped")
+
+
+@transaction.atomic
+def item_release(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
+    """Give back a claim without a decision or a skip (undo moves to an earlier item).
+
+    A decided item goes back to done, an undecided one to the queue, so a moderator holds
+    at most the item in front of them.
+    """
+    state = State.DONE if item.labels.exists() else State.QUEUED
+    _give_back(item, moderator, state, "released")
+
+
+def _give_back(item: MediaItem, moderator: AbstractBaseUser, state: str, outcome: str) -> None:
+    given = ReviewState.objects.filter(item=item, claimed_by=moderator, state=State.CLAIMED).update(
+        state=state, claimed_by=None, claimed_until=None, updated_at=timezone.now()
+    )
+    if given:
+        audit_record(
+            action=Action.CLAIM,
+            actor=moderator,
+            item=item,
+            old=f"claimed by {moderator.get_username()}",
+            new=f"{state} ({outcome})",
+        )
+
+
+@transaction.atomic
+def item_reopen(*, item: MediaItem, moderator: AbstractBaseUser) -> MediaItem:
+    """Take back an item whose current label is this moderator's, to decide again (a new
+    label supersedes it). Refused while another moderator holds it, or when someone has
+    relabelled it since."""
+    state = (
+        ReviewState.objects.select_for_update(of=("self",))
+        .select_related("claimed_by")
+        .filter(item=item)
+        .first()
+    )
+    current = label_get_current(item=item)
+    if current is None or not item.labels.filter(moderator=moderator).exists():
+        raise DecisionError("you have not decided this item")
+    if current.moderator_id != moderator.pk:
+        who = current.moderator.get_username() if current.moderator else current.origin
+        raise DecisionError(f"{who} has relabelled it since your decision")
+    if (
+        state is not None
+        and state.state == State.CLAIMED
+        and state.claimed_by_id not in (None, moderator.pk)
+        and state.claimed_until is not None
+        and state.claimed_until >= timezone.now()
+    ):
+        raise DecisionError(f"{label_holder(state)} holds it now")
+    old = "none" if state is None else state.state
+    ReviewState.objects.update_or_create(
+        item=item,
+        defaults={
+            "state": State.CLAIMED,
+            "claimed_by": moderator,
+            "claimed_until": timezone.now() + timedelta(minutes=settings.CLAIM_MINUTES),
+        },
+    )
+    audit_record(
+        action=Action.CLAIM,
+        actor=moderator,
+        item=item,
+        old=old,
+        new=f"claimed by {moderator.get_username()} (undo)",
+    )
+    return item
