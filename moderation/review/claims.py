@@ -69,14 +69,17 @@ def _claimed(state: ReviewState, moderator: AbstractBaseUser, holder: str | None
     )
 
 
-def item_claim_next(*, moderator: AbstractBaseUser) -> MediaItem | None:
+def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) -> MediaItem | None:
     """Claim the riskiest open item for this moderator, or give back the one they hold.
+
+    `holds_none`: the caller knows the moderator holds no item (they have just decided the one
+    they held: a moderator holds one item at most), so the look for it is skipped.
 
     One moderator per item: on PostgreSQL the row is locked with SKIP LOCKED, so concurrent
     moderators each take a different row without waiting. SQLite has no row locks, so there
     the claim is a conditional update that succeeds for exactly one of the racers.
     """
-    held = item_get_held(moderator=moderator)
+    held = None if holds_none else item_get_held(moderator=moderator)
     if held is not None:
         return held
     now = timezone.now()
@@ -94,7 +97,7 @@ def item_claim_next(*, moderator: AbstractBaseUser) -> MediaItem | None:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
             state = (
                 review_state_list_open(moderator=moderator)
-                .select_related("item", "claimed_by")
+                .select_related("item")
                 .select_for_update(skip_locked=True, of=("self",))
                 .first()
             )

@@ -103,13 +103,8 @@ def decision_record(
     if getattr(item, "is_purged", False) and path != Path.ADMIN:
         raise DecisionError("this item's content was purged")
     # The lock serialises decisions on one item (SQLite's write lock does the same).
-    state = (
-        ReviewState.objects.select_for_update(of=("self",))
-        .select_related("claimed_by")
-        .filter(item=item)
-        .first()
-    )
-    current = label_get_current(item=item)
+    state = ReviewState.objects.select_for_update().filter(item=item).first()
+    current = label_get_current(item=item, with_moderator=False)
     saw = current if saw_label is CURRENT else saw_label
     if final and current is not None and (saw is None or saw.pk != current.pk):
         raise DecisionConflict(current)
@@ -193,7 +188,10 @@ def _review_close(
         ReviewState.objects.create(item=item, state=State.DONE)
         old = "none"
     else:
-        old = state.state if state.state != State.CLAIMED else f"claimed by {label_holder(state)}"
+        old = state.state
+        if state.state == State.CLAIMED:
+            mine = moderator is not None and state.claimed_by_id == moderator.pk
+            old = f"claimed by {moderator.get_username() if mine else label_holder(state)}"
         state.state, state.claimed_by, state.claimed_until = State.DONE, None, None
         state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
     if old == State.DONE:

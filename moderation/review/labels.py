@@ -14,20 +14,26 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from moderation.review.models import Label
 
 
-def is_current(label_ref: str = "pk") -> Exists:
-    """The condition "no label supersedes the label at `label_ref`", for a query on labels
-    (`pk`) or on rows joined to a label (an `OuterRef` name such as `label_id`)."""
+def is_current(label_ref: str) -> Exists:
+    """The condition "no label supersedes the label at `label_ref`", for rows joined to a
+    label (an `OuterRef` name such as `label_id`)."""
     return ~Exists(Label.objects.filter(supersedes=OuterRef(label_ref)))
 
 
 def current_labels() -> QuerySet[Label]:
-    """Every item's current label (at most one per item)."""
-    return Label.objects.filter(is_current())
+    """Every item's current label (at most one per item): the labels no label supersedes,
+    an anti-join on the unique `supersedes` (the same rule as `is_current`)."""
+    return Label.objects.filter(superseded_by__isnull=True)
 
 
-def label_get_current(*, item) -> Label | None:
-    """The item's current label, with who wrote it, or None when it has none."""
-    return current_labels().filter(item=item).select_related("moderator").first()
+def label_get_current(*, item, with_moderator: bool = True) -> Label | None:
+    """The item's current label (with who wrote it, unless `with_moderator` is False), or
+    None when it has none. Newest first only to read it along the (item, created_at) index:
+    there is at most one."""
+    labels = current_labels().filter(item=item)
+    if with_moderator:
+        labels = labels.select_related("moderator")
+    return labels.order_by("-created_at").first()
 
 
 def current_level(item_ref: str = "pk") -> Subquery:

@@ -69,11 +69,12 @@ def _render_panel(
     return render(request, template, _panel_context(request, item), status=status)
 
 
-def _next_item(request: HtmxHttpRequest) -> HttpResponse:
-    """After an action: htmx swaps in the next item's panel, a plain form post reloads."""
+def _next_item(request: HtmxHttpRequest, *, holds_none: bool = False) -> HttpResponse:
+    """After an action: htmx swaps in the next item's panel, a plain form post reloads.
+    `holds_none`: the action ended the moderator's claim (a decision on the item they held)."""
     if not request.htmx:
         return redirect("review:next")
-    return _render_panel(request, item_claim_next(moderator=request.user))
+    return _render_panel(request, item_claim_next(moderator=request.user, holds_none=holds_none))
 
 
 @require_GET
@@ -121,7 +122,9 @@ def review_decide(request: HtmxHttpRequest, uid: str) -> HttpResponse:
         return _retry(request, item) if correction else _next_item(request)
     if correction:
         messages.success(request, "Recorded as a correction of the newer label.")
-    return _next_item(request)
+        return _next_item(request)
+    # A decision on the review path is on the item the moderator held, their only one.
+    return _next_item(request, holds_none=True)
 
 
 def _retry(request: HtmxHttpRequest, item: MediaItem) -> HttpResponse:
