@@ -5,8 +5,9 @@ predictions, queue states, moderators' labels on a tenth of the items): the big 
 100,000 items and 10,000 labels by default, 1,000,000 and 100,000 with --full; the small one
 (the baseline) with 1,000 items and 100 labels. For each, the real app as deploy/Procfile runs
 it (gunicorn, production settings, plain HTTP straight to it), a moderator and an admin who
-log in through the login form, then --requests GETs of `/review/` (the moderator's page: the
-claimed item, its prediction, the queue's size) and `/dashboards/` (the admin's overview of
+log in through the login form, the moderator takes an item (`POST /review/claim/`, as the page
+does once loaded), then --requests GETs of `/review/` (the moderator's page: the held item, its
+prediction, the queue's size) and `/dashboards/` (the admin's overview of
 every version, live figures and severe items), one at a time, each on a new connection.
 Two more pages are measured the same way, apart from the headline: `/review/disagreements/`
 (the moderator's list of down-classed items, its first page and row count) and
@@ -132,6 +133,16 @@ def log_in(port: int, username: str, password: str) -> dict[str, str]:
     return cookies
 
 
+def claim(port: int, cookies: dict[str, str]) -> None:
+    """The review page's own first step: take an item by POST (a GET claims nothing), so that
+    each GET of `/review/` then shows the held item, its prediction and the queue's size."""
+    answer = request(
+        port, "POST", "/review/claim/", cookies=cookies, **{"X-CSRFToken": cookies["csrftoken"]}
+    )
+    if answer.status != 200 or "data-item=" not in answer.body:
+        raise SystemExit(f"POST /review/claim/: {answer.status}\n{answer.body[:2000]}")
+
+
 def page_times(port: int, path: str, cookies: dict[str, str], n: int) -> dict[str, Any]:
     """TTFB of the first request, then of `n` after the warm-up, in milliseconds."""
     times = []
@@ -164,6 +175,7 @@ def measure(
         log = scratch / f"{name}.log"
         with record.gunicorn(env, workers=args.workers, threads=args.threads, log=log) as (port, _):
             sessions = {role: log_in(port, USERS[role], password) for role in USERS}
+            claim(port, sessions["moderator"])
             results = {}
             for page, (role, path) in {**PAGES, **MORE_PAGES}.items():
                 results[page] = page_times(port, path, sessions[role], args.requests)
