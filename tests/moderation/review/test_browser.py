@@ -185,3 +185,55 @@ def test_a_key_pressed_the_moment_the_next_item_appears_stays_on_the_page(live_s
         ("gen-0", 1),
         ("gen-1", 2),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_key_meets_a_conflict_and_a_correction_needs_a_reason(
+    live_server, settings, tmp_path
+):
+    """alice's claim runs out while she looks; bob takes the item and rates it X. alice's key
+    then writes nothing: the panel shows bob's label, and she confirms hers with a reason."""
+    settings.CLAIM_MINUTES = 0.05  # 3 s
+    make_user("alice", "moderators")
+    make_user("bob", "moderators")
+    champion = make_version("2026-11-26-a")
+    item = make_item(
+        source="civitai",
+        external_id="40718233",
+        prompt="a woman in front of a bathroom mirror, towel, steam, soft light",
+        tags=[["1girl", 0.98], ["towel", 0.91], ["mirror", 0.88], ["bathroom", 0.85]],
+    )
+    make_prediction(item, champion, experts={"lstm": 2, "tag_rules": 4}, voter=2, mlp=2)
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        alice = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        log_in(alice, f"{live_server.url}/review/", "alice", PASSWORD)
+        panel_shows(alice, item)
+        alice.wait_for_timeout(3500)  # her claim expires
+
+        bob = browser.new_context().new_page()
+        log_in(bob, f"{live_server.url}/review/", "bob", PASSWORD)
+        panel_shows(bob, item)
+        bob.keyboard.press("4")
+        expect(bob.locator("#review-panel")).to_contain_text("The queue is empty")
+
+        alice.keyboard.press("1")
+        panel = alice.locator("#review-panel")
+        expect(panel).to_contain_text("Not recorded: someone decided this item first")
+        expect(panel).to_contain_text("bob")
+        expect(panel.locator(".chip").first).to_have_text("X")
+        alice.screenshot(path=str(screenshot_path("conflict.png", tmp_path)), full_page=True)
+
+        alice.locator("#correction-reason").fill(
+            "No nudity: the towel covers her, as the tags say."
+        )
+        alice.get_by_role("button", name="Confirm PG as a correction").click()
+        expect(panel).to_contain_text("The queue is empty")
+        expect(panel).to_contain_text("Recorded as a correction")
+        browser.close()
+
+    bobs, alices = Label.objects.order_by("pk")
+    assert (bobs.level, bobs.moderator.username) == (8, "bob")
+    assert (alices.level, alices.moderator.username, alices.supersedes) == (1, "alice", bobs)
+    assert alices.decision.reason == "No nudity: the towel covers her, as the tags say."
