@@ -23,7 +23,7 @@ from moderation.media.models import MediaItem
 from moderation.media.services import item_create
 from moderation.review.decorators import ADMINS, MODERATORS
 from moderation.review.models import ReviewState
-from moderation.training.services import evaluation_create_from_manifest
+from moderation.training.gate import evaluation_create_from_manifest
 
 DATA = Path(settings.BASE_DIR) / "data"
 RATINGS = DATA / "ratings"

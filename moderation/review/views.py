@@ -221,6 +221,7 @@ def item_history(request: HttpRequest, uid: str) -> HttpResponse:
         "item": item,
         "summaries": [prediction_summary(p) for p in item_prediction_list(item=item)],
         "labels": item_label_list(item=item),
+        "current_label": label_get_current(item=item, with_moderator=False),
         "audit_events": audit_event_list_for_item(item=item),
     }
     return render(request, "review/history.html", context)

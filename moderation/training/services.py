@@ -1,6 +1,6 @@
 """Retraining, evaluation and promotion of model versions.
 
-A run: data (the latest label of each train-split item; a validation part held out by a hash
+A run: data (the current label of each train-split item; a validation part held out by a hash
 of the item id) -> experts (full mode only) -> MLP -> evaluation of the candidate and the
 champion on the same test items -> the gate -> promotion (automatic or by an admin).
 The MLP reads the image expert only once MIN_IMAGE_LABELS of the items it trains on have an
@@ -28,12 +28,11 @@ from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from moderation.training import features, selectors
 from moderation.training.features import stored_outputs
-from moderation.training.models import Evaluation, TrainingRun
+from moderation.training.gate import evaluation_create, promotion_gate
+from moderation.training.models import TrainingRun
 from rating_models.bundle import Bundle, new_version
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
-from rating_models.evaluation import evaluate_bundle
 from rating_models.examples import Example
-from rating_models.experts import ExpertOutput
 from rating_models.ratings import Rating
 from rating_models.stacking import OutOfFold, read_out_of_fold
 from rating_models.train import BundleConfig, image_experts, train_bundle
@@ -435,192 +434,6 @@ def _predict_missing(
             line=f"predicting {len(missing)} items that have no stored features yet",
         )
         inference.predictions_create(item_ids=missing, version=champion)
-
-
-# -- evaluation and the gate -----------------------------------------------------------------
-
-
-def evaluation_create(
-    *,
-    version: ModelVersion,
-    examples: list[Example],
-    data: str = Evaluation.Data.TEST,
-    outputs: dict[str, ExpertOutput] | None = None,
-) -> Evaluation:
-    """Score a version on labelled examples and keep the report (with bootstrap intervals).
-
-    `outputs`: the version's experts' outputs on the examples, stored before (`stored_outputs`),
-    so that the experts do not run again.
-    """
-    from rating_models.examples import fingerprint
-
-    report = evaluate_bundle(
-        inference.bundle_for(version),
-        examples,
-        bootstrap=settings.GATE_BOOTSTRAP,
-        outputs=outputs,
-    )
-    return Evaluation.objects.create(
-        model_version=version,
-        data=data,
-        n=report["n"],
-        report=report,
-        fingerprint=fingerprint([dataclasses.replace(e, image=None) for e in examples]),
-    )
-
-
-def evaluation_create_from_manifest(*, version: ModelVersion) -> Evaluation | None:
-    """Record the figures a bundle was saved with (`rating-models train --test`: its test data,
-    fingerprinted in the manifest) as the version's first test evaluation, so that the
-    dashboards show a newly registered champion before any retrain re-evaluates it. Nothing
-    when the manifest has none or the version has a test evaluation already."""
-    report = (version.manifest or {}).get("test_metrics")
-    if not report or version.evaluations.filter(data=Evaluation.Data.TEST).exists():
-        return None
-    test_data = version.manifest.get("test_data") or {}
-    return Evaluation.objects.create(
-        model_version=version,
-        data=Evaluation.Data.TEST,
-        n=report["n"],
-        report=report,
-        fingerprint=test_data.get("fingerprint", ""),
-    )
-
-
-def evaluation_create_live(*, version: ModelVersion) -> Evaluation | None:
-    """Keep the version's figures on live labels as they stand now (moderators' current labels
-    on items it predicted, with bootstrap intervals): one point of the live trend. Nothing
-    when no such label exists yet."""
-    from moderation.dashboards.selectors import live_report
-
-    report = live_report(version, bootstrap=settings.GATE_BOOTSTRAP)
-    if report is None:
-        return None
-    return Evaluation.objects.create(
-        model_version=version, data=Evaluation.Data.LIVE, n=report["n"], report=report
-    )
-
-
-def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> dict[str, Any]:
-    """Judge the suggested rating of a candidate against the champion's on the same items.
-
-    Severe DCM count not above the champion's (plus GATE_SEVERE_TOLERANCE), DCM rate not above
-    the champion's plus GATE_DCM_TOLERANCE, macro-F1 not below the champion's minus
-    GATE_F1_TOLERANCE. With fewer explicit test items than GATE_MIN_EXPLICIT the verdict is
-    only advice: `needs_admin` says why.
-    """
-    checks = [
-        _check(
-            "severe DCM count",
-            candidate["severe_dcm_count"],
-            champion["severe_dcm_count"],
-            candidate["severe_dcm_count"]
-            <= champion["severe_dcm_count"] + settings.GATE_SEVERE_TOLERANCE,
-            higher_is_worse=True,
-        ),
-        _check(
-            "DCM rate",
-            candidate["dcm_rate"],
-            champion["dcm_rate"],
-            candidate["dcm_rate"] <= champion["dcm_rate"] + settings.GATE_DCM_TOLERANCE + 1e-12,
-            higher_is_worse=True,
-        ),
-        _check(
-            "macro-F1",
-            candidate["macro_f1"],
-            champion["macro_f1"],
-            candidate["macro_f1"] >= champion["macro_f1"] - settings.GATE_F1_TOLERANCE - 1e-12,
-            higher_is_worse=False,
-        ),
-    ]
-    explicit = candidate.get("explicit_support", 0)
-    needs_admin = ""
-    if explicit < settings.GATE_MIN_EXPLICIT:
-        needs_admin = (
-            f"only {explicit} explicit test items (fewer than {settings.GATE_MIN_EXPLICIT}): "
-            "an admin decides"
-        )
-    return {
-        "passed": all(c["passed"] for c in checks),
-        "needs_admin": needs_admin,
-        "checks": checks,
-        "explicit_support": explicit,
-        "candidate": _summary(candidate),
-        "champion": _summary(champion),
-    }
-
-
-def _check(
-    name: str, candidate: float, champion: float, passed: bool, *, higher_is_worse: bool
-) -> dict:
-    relation = "above" if higher_is_worse else "below"
-    detail = (
-        f"{name} {candidate:.4g} is {relation} the champion's {champion:.4g}"
-        if not passed
-        else f"{name} {candidate:.4g} against the champion's {champion:.4g}"
-    )
-    return {
-        "name": name,
-        "candidate": candidate,
-        "champion": champion,
-        "passed": passed,
-        "detail": detail,
-    }
-
-
-def _summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures the gate page shows: the suggestion, with the voter and MLP beside it."""
-    keys = (
-        "n",
-        "accuracy",
-        "macro_f1",
-        "dcm_rate",
-        "dcm_count",
-        "severe_dcm_count",
-        "severe_dcm_rate",
-        "explicit_support",
-        "intervals",
-    )
-    return {
-        "suggested": {k: report.get(k) for k in keys},
-        "voter": {k: report["models"]["voter"].get(k) for k in keys},
-        "mlp": {k: report["models"]["mlp"].get(k) for k in keys},
-    }
-
-
-# -- the registry ----------------------------------------------------------------------------
-
-
-def model_version_promote(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = "promoted"
-) -> ModelVersion:
-    """Make the version the champion once its bundle has loaded; workers load it on their
-    next task. A missing, corrupt, truncated or incompatible bundle raises (BundleError or
-    the loader's own error) and the champion stays as it was."""
-    version.refresh_from_db(fields=["status"])
-    if version.status == ModelVersion.Status.CHAMPION:
-        return version
-    inference.bundle_for(version)
-    return inference.model_version_promote(version=version, actor=actor, reason=reason)
-
-
-def model_version_rollback(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None
-) -> ModelVersion:
-    """Make an earlier version the champion again, as a promotion does."""
-    return model_version_promote(version=version, actor=actor, reason="rolled back")
-
-
-def model_version_retire(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None
-) -> ModelVersion:
-    version.refresh_from_db(fields=["status"])
-    if version.status == ModelVersion.Status.CHAMPION:
-        raise ValueError("the champion cannot be retired: promote or roll back to another first")
-    with transaction.atomic():
-        return inference.model_version_status_set(
-            version=version, status=ModelVersion.Status.RETIRED, actor=actor, reason="retired"
-        )
 
 
 def retrain_if_enough_labels() -> TrainingRun | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from moderation.inference import services as inference
-from moderation.training import services
+from moderation.training import gate, services
 
 
 @shared_task(acks_late=True)
@@ -24,5 +24,5 @@ def retrain_if_enough_labels() -> int | None:
 def record_live_figures() -> int | None:
     """The champion's figures on live labels today: the points of the dashboards' live trend."""
     champion = inference.champion()
-    evaluation = None if champion is None else services.evaluation_create_live(version=champion)
+    evaluation = None if champion is None else gate.evaluation_create_live(version=champion)
     return None if evaluation is None else evaluation.pk

@@ -21,7 +21,7 @@ from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
 from moderation.inference.models import ModelVersion
 from moderation.inference.services import champion
-from moderation.training import selectors, services
+from moderation.training import gate, selectors, services
 from moderation.training.forms import TrainingRunStartForm
 from moderation.training.models import TrainingRun
 
@@ -182,7 +182,7 @@ def model_versions(request: HttpRequest) -> HttpResponse:
 def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
-        services.model_version_promote(version=version, actor=request.user)
+        gate.model_version_promote(version=version, actor=request.user)
     except Exception as error:  # as for a rollback: the champion did not change, say why
         messages.error(
             request, f"Not promoted: the bundle of {version.version} does not load ({error})."
@@ -199,7 +199,7 @@ def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
 def model_version_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
-        services.model_version_rollback(version=version, actor=request.user)
+        gate.model_version_rollback(version=version, actor=request.user)
     # A bundle that no longer loads fails in many ways (files gone, incompatible weights);
     # whichever, the champion did not change, and the admin needs to read why.
     except Exception as error:
@@ -216,7 +216,7 @@ def model_version_rollback(request: HttpRequest, pk: int) -> HttpResponse:
 def model_version_retire(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
-        services.model_version_retire(version=version, actor=request.user)
+        gate.model_version_retire(version=version, actor=request.user)
     except ValueError as error:
         messages.error(request, f"{version.version} not retired: {error}.")
         return _back(request, "training:versions")

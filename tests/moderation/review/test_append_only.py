@@ -9,7 +9,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.deletion import ProtectedError
 
 from moderation.audit.models import AuditEvent
-from moderation.inference.models import Prediction
+from moderation.dashboards.selectors import live_report
+from moderation.inference.models import ModelVersion, Prediction
 from moderation.review.decisions import decision_record, label_create
 from moderation.review.labels import current_labels, label_get_current
 from moderation.review.models import Decision, Label
@@ -66,6 +67,8 @@ def test_a_pending_decision_changes_nothing_any_reader_sees(history, bob, client
     current = label_get_current(item=history)
     client.force_login(bob)
     api_before = _api_current_label(history)
+    live_before = live_report(ModelVersion.objects.get(status="champion"))
+    assert live_before is not None and live_before["n"] == 1
 
     pending = decision_record(
         item=history, level=16, moderator=bob, path="admin", final=False, origin="moderator"
@@ -77,6 +80,7 @@ def test_a_pending_decision_changes_nothing_any_reader_sees(history, bob, client
     assert list(training.training_items().values_list("pk", "current_level")) == train_rows
     assert training.labels_fingerprint(list(training.training_items())) == fingerprint
     assert _api_current_label(history) == api_before
+    assert live_report(ModelVersion.objects.get(status="champion")) == live_before
     assert not AuditEvent.objects.filter(action="label", new="XXX").exists()
     assert Prediction.objects.count() == 1
 

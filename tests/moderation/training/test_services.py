@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from moderation.inference.models import ModelVersion
-from moderation.training import selectors, services
+from moderation.training import gate, selectors, services
+from moderation.training.gate import promotion_gate
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.train import BundleConfig, train_bundle
 from tests.moderation.training.conftest import labelled_item
@@ -33,7 +34,7 @@ def report(**changes):
 
 
 def test_the_gate_refuses_a_candidate_with_more_severe_down_class_errors(settings):
-    gate = services.promotion_gate(candidate=report(severe_dcm_count=2), champion=report())
+    gate = promotion_gate(candidate=report(severe_dcm_count=2), champion=report())
     assert not gate["passed"]
     failed = [c for c in gate["checks"] if not c["passed"]]
     assert [c["name"] for c in failed] == ["severe DCM count"]
@@ -42,22 +43,20 @@ def test_the_gate_refuses_a_candidate_with_more_severe_down_class_errors(setting
 
 def test_the_gate_allows_dcm_within_the_tolerance_and_refuses_beyond(settings):
     settings.GATE_DCM_TOLERANCE = 0.01
-    assert services.promotion_gate(candidate=report(dcm_rate=0.059), champion=report())["passed"]
-    assert not services.promotion_gate(candidate=report(dcm_rate=0.061), champion=report())[
-        "passed"
-    ]
+    assert promotion_gate(candidate=report(dcm_rate=0.059), champion=report())["passed"]
+    assert not promotion_gate(candidate=report(dcm_rate=0.061), champion=report())["passed"]
 
 
 def test_the_gate_refuses_a_macro_f1_drop_beyond_the_tolerance(settings):
     settings.GATE_F1_TOLERANCE = 0.01
-    gate = services.promotion_gate(candidate=report(macro_f1=0.45), champion=report())
+    gate = promotion_gate(candidate=report(macro_f1=0.45), champion=report())
     assert not gate["passed"]
-    assert services.promotion_gate(candidate=report(macro_f1=0.495), champion=report())["passed"]
+    assert promotion_gate(candidate=report(macro_f1=0.495), champion=report())["passed"]
 
 
 def test_with_few_explicit_test_items_an_admin_decides(settings):
     settings.GATE_MIN_EXPLICIT = 10
-    gate = services.promotion_gate(candidate=report(explicit_support=4), champion=report())
+    gate = promotion_gate(candidate=report(explicit_support=4), champion=report())
     assert gate["passed"] and "an admin decides" in gate["needs_admin"]
 
 
@@ -243,7 +242,7 @@ def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
     first = ModelVersion.objects.get(status="champion")
     run = services.training_run_execute(run_id=services.training_run_start().pk)
     assert run.candidate.status == "champion"
-    services.model_version_rollback(version=first)
+    gate.model_version_rollback(version=first)
     first.refresh_from_db()
     run.candidate.refresh_from_db()
     assert first.status == "champion" and run.candidate.status == "retired"
@@ -295,7 +294,7 @@ def test_a_full_retrain_trains_every_expert_again_and_reports_each(labelled, set
 
 def test_the_champion_cannot_be_retired(champion):
     with pytest.raises(ValueError, match="cannot be retired"):
-        services.model_version_retire(version=champion)
+        gate.model_version_retire(version=champion)
 
 
 def test_the_schedule_starts_a_retrain_only_with_enough_new_labels(
@@ -337,7 +336,7 @@ def test_a_bundle_registered_with_test_figures_shows_them_before_any_retrain(
     assert evaluation.report == manifest["test_metrics"]
     assert evaluation.fingerprint == manifest["test_data"]["fingerprint"]
     assert f"its figures on {evaluation.n} test items" in out.getvalue()
-    assert services.evaluation_create_from_manifest(version=version) is None  # once
+    assert gate.evaluation_create_from_manifest(version=version) is None  # once
 
     response = carol_client.get(reverse("dashboards:overview"))
     assert response.status_code == 200
@@ -348,5 +347,5 @@ def test_a_bundle_registered_with_test_figures_shows_them_before_any_retrain(
 
 
 def test_a_bundle_without_test_figures_records_no_evaluation(champion):
-    assert services.evaluation_create_from_manifest(version=champion) is None
+    assert gate.evaluation_create_from_manifest(version=champion) is None
     assert not Evaluation.objects.exists()

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from moderation.inference.models import ModelVersion
 from moderation.training import services
+from moderation.training.gate import promotion_gate
 from moderation.training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -84,9 +85,7 @@ def test_the_run_panel_polls_while_active_and_not_after(carol_client, champion):
 def test_the_run_page_shows_the_gate_beside_the_champion(carol_client, champion, settings):
     settings.GATE_MIN_EXPLICIT = 10
     candidate = ModelVersion.objects.create(version="cand-1", path="/x")
-    gate = services.promotion_gate(
-        candidate=report(macro_f1=0.4, severe_dcm_count=2), champion=report()
-    )
+    gate = promotion_gate(candidate=report(macro_f1=0.4, severe_dcm_count=2), champion=report())
     run = finished_run(champion, candidate=candidate, gate=gate, reason="refused: ...")
     page = carol_client.get(reverse("training:run", args=[run.pk])).text
     assert "Candidate" in page and "Champion" in page and "Voter" in page and "MLP" in page

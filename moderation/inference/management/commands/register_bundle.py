@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--promote", action="store_true", help="make it the champion")
 
     def handle(self, *args, path: str, promote: bool, **options) -> None:
-        from moderation.training.services import evaluation_create_from_manifest
+        from moderation.training.gate import evaluation_create_from_manifest
 
         try:
             version = model_version_register(path=path, promote=promote)
