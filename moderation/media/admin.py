@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -103,7 +104,17 @@ class MediaItemAdmin(admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "can_purge": is_admin(request.user)}
-        return super().change_view(request, object_id, form_url, extra_context)
+        try:
+            return super().change_view(request, object_id, form_url, extra_context)
+        except IntegrityError:
+            # A model rated the item between the form's load and its save: the database kept
+            # its content (the admin's transaction rolled back), and the form says why.
+            messages.error(
+                request,
+                "Not saved: a model has rated this item since you opened it, so its content "
+                "is fixed. Use Correct content to change it.",
+            )
+            return HttpResponseRedirect(request.get_full_path())
 
     def get_urls(self) -> list[URLPattern]:
         # Before the defaults: their "<path:object_id>/" would take ".../purge/" too.

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -95,6 +96,20 @@ def test_the_admin_does_not_change_the_prompt_of_a_predicted_item(admin_client) 
     url = reverse("admin:media_mediaitem_change", args=[item.pk])
     response = admin_client.post(url, change_form(item, prompt="a dog on a sofa"))
     assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.prompt == "a cat on a sofa"
+
+
+def test_a_prediction_landing_during_an_admin_save_is_a_message_not_a_500(admin_client) -> None:
+    """The form found the item unrated (its prompt editable); a model rated it before the save:
+    the trigger refuses the save, the admin's transaction rolls back, the page says why."""
+    item = make_item(prompt="a cat on a sofa", tags=[["cat", 0.9]])
+    predict(item)
+    url = reverse("admin:media_mediaitem_change", args=[item.pk])
+    with mock.patch("moderation.media.admin._content_locked", return_value=False):
+        response = admin_client.post(url, change_form(item, prompt="a dog on a sofa"), follow=True)
+    assert response.status_code == 200
+    assert "a model has rated this item since you opened it" in response.content.decode()
     item.refresh_from_db()
     assert item.prompt == "a cat on a sofa"
 
