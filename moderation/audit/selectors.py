@@ -46,3 +46,13 @@ def audit_event_list(
 
 def audit_event_list_for_item(*, item: MediaItem) -> QuerySet[AuditEvent]:
     return _events().filter(item=item)
+
+
+def model_status_history() -> dict[int, list[AuditEvent]]:
+    """Every model version's status changes, oldest first: its promotions, rollbacks and
+    retirement, who made them and why."""
+    history: dict[int, list[AuditEvent]] = {}
+    rows = AuditEvent.objects.filter(action=AuditEvent.Action.MODEL_STATUS).select_related("actor")
+    for event in rows.order_by("at", "pk"):
+        history.setdefault(event.model_version_id, []).append(event)
+    return history

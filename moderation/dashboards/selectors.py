@@ -51,11 +51,13 @@ _OPEN_STATES = (ReviewState.State.QUEUED, ReviewState.State.CLAIMED)
 
 
 def model_version_list() -> list[ModelVersion]:
-    """Every version: the champion first, then candidates, then retired; newest first within."""
+    """Every version: the champion first, then candidates, former champions, retired ones;
+    newest first within."""
     rank = Case(
         When(status=ModelVersion.Status.CHAMPION, then=Value(0)),
         When(status=ModelVersion.Status.CANDIDATE, then=Value(1)),
-        default=Value(2),
+        When(status=ModelVersion.Status.FORMER, then=Value(2)),
+        default=Value(3),
         output_field=IntegerField(),
     )
     return list(ModelVersion.objects.annotate(rank=rank).order_by("rank", "-created_at", "-pk"))

@@ -11,6 +11,8 @@ class ModelVersion(models.Model):
     class Status(models.TextChoices):
         CHAMPION = "champion", "champion"
         CANDIDATE = "candidate", "candidate"
+        # Champion before: an admin may roll back to it. Retired: never serves again.
+        FORMER = "former", "former champion"
         RETIRED = "retired", "retired"
 
     version = models.CharField(max_length=100, unique=True)

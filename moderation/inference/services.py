@@ -77,11 +77,12 @@ def model_version_register(*, path: str | Path, promote: bool = False) -> ModelV
 def model_version_promote(
     *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
 ) -> ModelVersion:
-    """Make the version the champion and retire the one before; each change is audited
-    (`actor` None: the system, a retrain's gate)."""
+    """Make the version the champion; the one before becomes a former champion (an admin may
+    roll back to it). Each change is audited (`actor` None: the system, a retrain's gate)."""
     for old in ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.CHAMPION):
-        model_version_status_set(version=old, status=ModelVersion.Status.RETIRED, actor=actor)
-    version.promoted_at = timezone.now()
+        model_version_status_set(version=old, status=ModelVersion.Status.FORMER, actor=actor)
+    # The first promotion's time; every later one (a rollback) is in the audit trail.
+    version.promoted_at = version.promoted_at or timezone.now()
     return model_version_status_set(
         version=version, status=ModelVersion.Status.CHAMPION, actor=actor, reason=reason
     )

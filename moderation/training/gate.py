@@ -17,7 +17,7 @@ from django.db import transaction
 
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion
-from moderation.training.models import Evaluation
+from moderation.training.models import Evaluation, TrainingRun
 from rating_models.evaluation import evaluate_bundle
 from rating_models.examples import Example
 from rating_models.experts import ExpertOutput
@@ -176,32 +176,83 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 # -- the registry ----------------------------------------------------------------------------
 
 
+class PromotionRefused(ValueError):
+    """A status change the registry does not make; the message says why."""
+
+
+def promotion_verdict(version: ModelVersion) -> tuple[str, str]:
+    """Whether the version may become the champion, and why: ("passed", ...) when the gate
+    passed it outright, ("needs_reason", why) when only an admin with a reason may promote it
+    (the gate refused it, left it to an admin for too few explicit test items, or never judged
+    it), ("refused", why) when nobody may."""
+    status = ModelVersion.Status
+    if version.status == status.CHAMPION:
+        return "refused", "it is the champion already"
+    if version.status == status.RETIRED:
+        return "refused", "it is retired, and retired versions do not come back"
+    if version.status == status.FORMER:
+        return "refused", "it was champion before: roll back to it instead"
+    try:
+        run = version.training_run  # select_related by the versions page
+    except TrainingRun.DoesNotExist:
+        run = None
+    if run is not None and run.state in (TrainingRun.State.FAILED, TrainingRun.State.CANCELLED):
+        return "refused", f"its run #{run.pk} {run.state}"
+    if run is None or not run.gate:
+        return "needs_reason", "the gate never judged it"
+    if not run.gate.get("passed"):
+        return "needs_reason", "the gate refused it"
+    if run.gate.get("needs_admin"):
+        return "needs_reason", run.gate["needs_admin"]
+    return "passed", "the gate passed it"
+
+
 def model_version_promote(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = "promoted"
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
 ) -> ModelVersion:
-    """Make the version the champion once its bundle has loaded; workers load it on their
-    next task. A missing, corrupt, truncated or incompatible bundle raises (BundleError or
-    the loader's own error) and the champion stays as it was."""
+    """Make a candidate the champion once its bundle has loaded; workers load it on their next
+    task. A candidate the gate did not pass outright needs the admin's reason (kept in the
+    audit trail); a retired version, a former champion (`model_version_rollback`) and the
+    candidate of a failed or cancelled run are refused. A missing, corrupt, truncated or
+    incompatible bundle raises (BundleError or the loader's own error) and the champion stays
+    as it was."""
     version.refresh_from_db(fields=["status"])
-    if version.status == ModelVersion.Status.CHAMPION:
-        return version
+    verdict, why = promotion_verdict(version)
+    reason = reason.strip()
+    if verdict == "refused":
+        raise PromotionRefused(f"{version.version} cannot be promoted: {why}")
+    if verdict == "needs_reason" and not reason:
+        raise PromotionRefused(f"{why}: promoting it needs your reason, kept in the audit trail")
     inference.bundle_for(version)
-    return inference.model_version_promote(version=version, actor=actor, reason=reason)
+    return inference.model_version_promote(
+        version=version, actor=actor, reason=reason or "passed the gate"
+    )
 
 
 def model_version_rollback(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
 ) -> ModelVersion:
-    """Make an earlier version the champion again, as a promotion does."""
-    return model_version_promote(version=version, actor=actor, reason="rolled back")
+    """Make a former champion the champion again (its bundle loaded first, as a promotion)."""
+    version.refresh_from_db(fields=["status"])
+    if version.status != ModelVersion.Status.FORMER:
+        raise PromotionRefused(
+            f"only a former champion can be rolled back to; {version.version} is {version.status}"
+        )
+    inference.bundle_for(version)
+    return inference.model_version_promote(
+        version=version, actor=actor, reason=reason.strip() or "rolled back"
+    )
 
 
 def model_version_retire(
     *, version: ModelVersion, actor: AbstractBaseUser | None = None
 ) -> ModelVersion:
+    """Retire a candidate or a former champion for good: it is never promoted again."""
     version.refresh_from_db(fields=["status"])
     if version.status == ModelVersion.Status.CHAMPION:
-        raise ValueError("the champion cannot be retired: promote or roll back to another first")
+        raise PromotionRefused(
+            "the champion cannot be retired: promote or roll back to another first"
+        )
     with transaction.atomic():
         return inference.model_version_status_set(
             version=version, status=ModelVersion.Status.RETIRED, actor=actor, reason="retired"

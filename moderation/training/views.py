@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
+from moderation.audit.selectors import model_status_history
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
 from moderation.inference.models import ModelVersion
@@ -148,6 +149,7 @@ def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "gate_rows": gate_rows(run.gate) if run.gate else [],
         "candidate_reads": selectors.mlp_reads(run.candidate),
+        "verdict": gate.promotion_verdict(run.candidate) if run.candidate else None,
     }
     template = "training/partials/_run.html" if request.htmx else "training/run.html"
     return render(request, template, context)
@@ -170,8 +172,15 @@ def training_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def model_versions(request: HttpRequest) -> HttpResponse:
     versions = ModelVersion.objects.select_related("training_run")
     evaluations = evaluation_latest_by_version(data="test")
+    history = model_status_history()
     rows = [
-        {"version": v, "evaluation": evaluations.get(v.pk), "mlp_reads": selectors.mlp_reads(v)}
+        {
+            "version": v,
+            "evaluation": evaluations.get(v.pk),
+            "mlp_reads": selectors.mlp_reads(v),
+            "verdict": gate.promotion_verdict(v),
+            "history": history.get(v.pk, []),
+        }
         for v in versions
     ]
     return render(request, "training/versions.html", {"rows": rows})
@@ -182,8 +191,15 @@ def model_versions(request: HttpRequest) -> HttpResponse:
 def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
-        gate.model_version_promote(version=version, actor=request.user)
-    except Exception as error:  # as for a rollback: the champion did not change, say why
+        gate.model_version_promote(
+            version=version, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except gate.PromotionRefused as refused:
+        messages.error(request, f"Not promoted: {refused}.")
+        return _back(request, "training:versions")
+    # A bundle that no longer loads fails in many ways (files gone, incompatible weights);
+    # whichever, the champion did not change, and the admin needs to read why.
+    except Exception as error:
         messages.error(
             request, f"Not promoted: the bundle of {version.version} does not load ({error})."
         )
@@ -198,10 +214,16 @@ def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
 @admin_required
 def model_version_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, f"Not rolled back: confirm the rollback to {version.version}.")
+        return _back(request, "training:versions")
     try:
-        gate.model_version_rollback(version=version, actor=request.user)
-    # A bundle that no longer loads fails in many ways (files gone, incompatible weights);
-    # whichever, the champion did not change, and the admin needs to read why.
+        gate.model_version_rollback(
+            version=version, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except gate.PromotionRefused as refused:
+        messages.error(request, f"Not rolled back: {refused}.")
+        return _back(request, "training:versions")
     except Exception as error:
         messages.error(
             request, f"Not rolled back: the bundle of {version.version} does not load ({error})."
@@ -217,7 +239,7 @@ def model_version_retire(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
         gate.model_version_retire(version=version, actor=request.user)
-    except ValueError as error:
+    except gate.PromotionRefused as error:
         messages.error(request, f"{version.version} not retired: {error}.")
         return _back(request, "training:versions")
     messages.success(request, f"{version.version} retired.")

@@ -17,7 +17,7 @@ def test_a_promotion_and_a_retirement_are_audited(carol):
     old = make_version("v1")
     new = make_version("v2", status=ModelVersion.Status.CANDIDATE)
     model_version_promote(version=new, actor=carol, reason="promoted")
-    model_version_retire(version=old, actor=carol)  # already retired: nothing changes
+    model_version_retire(version=old, actor=carol)
 
     rows = list(
         AuditEvent.objects.filter(action="model_status")
@@ -25,8 +25,9 @@ def test_a_promotion_and_a_retirement_are_audited(carol):
         .values_list("model_version__version", "old", "new", "actor__username", "reason")
     )
     assert rows == [
-        ("v1", "champion", "retired", "carol", ""),
+        ("v1", "champion", "former", "carol", ""),
         ("v2", "candidate", "champion", "carol", "promoted"),
+        ("v1", "former", "retired", "carol", "retired"),
     ]
 
 

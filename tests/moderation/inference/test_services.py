@@ -138,7 +138,7 @@ def test_promoting_leaves_exactly_one_champion(champion, bundle_dir, tmp_path):
     newer = services.model_version_register(path=second, promote=True)
     champion.refresh_from_db()
     assert newer.status == ModelVersion.Status.CHAMPION
-    assert champion.status == ModelVersion.Status.RETIRED
+    assert champion.status == ModelVersion.Status.FORMER
     assert ModelVersion.objects.filter(status="champion").count() == 1
     # ... loads the new one on its next task, with no restart.
     assert services.bundle_for(services.champion()).version == "second"

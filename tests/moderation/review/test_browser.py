@@ -215,9 +215,12 @@ def test_a_late_key_meets_a_conflict_and_a_correction_needs_a_reason(
         bob = browser.new_context().new_page()
         log_in(bob, f"{live_server.url}/review/", "bob", PASSWORD)
         panel_shows(bob, item)
+        bob.bring_to_front()  # two pages in one browser: keys go to the page in front
+        bob.wait_for_load_state("networkidle")
         bob.keyboard.press("4")
         expect(bob.locator("#review-panel")).to_contain_text("The queue is empty")
 
+        alice.bring_to_front()
         alice.keyboard.press("1")
         panel = alice.locator("#review-panel")
         expect(panel).to_contain_text("Not recorded: someone decided this item first")

@@ -103,4 +103,4 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
     assert run.state == "succeeded" and run.candidate.version == candidate
     assert run.candidate.status == ModelVersion.Status.CHAMPION
     champion.refresh_from_db()
-    assert champion.status == ModelVersion.Status.RETIRED
+    assert champion.status == ModelVersion.Status.FORMER

@@ -89,7 +89,7 @@ def test_an_mlp_retrain_produces_a_candidate_judged_beside_the_champion(labelled
     assert run.n_train == 24 and run.n_test == 24
     assert run.candidate.status == ModelVersion.Status.CHAMPION
     champion.refresh_from_db()
-    assert champion.status == ModelVersion.Status.RETIRED
+    assert champion.status == ModelVersion.Status.FORMER
     assert Evaluation.objects.filter(model_version=run.candidate, data="test").exists()
     assert Evaluation.objects.filter(model_version=champion, data="test").exists()
     assert set(run.gate["candidate"]) == {"suggested", "voter", "mlp"}
@@ -245,7 +245,7 @@ def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
     gate.model_version_rollback(version=first)
     first.refresh_from_db()
     run.candidate.refresh_from_db()
-    assert first.status == "champion" and run.candidate.status == "retired"
+    assert first.status == "champion" and run.candidate.status == "former"
 
 
 def test_a_passing_candidate_with_too_few_explicit_test_items_waits_for_an_admin(

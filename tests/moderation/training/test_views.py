@@ -30,6 +30,11 @@ def report(**changes):
     return {**REPORT, **changes, "models": {"voter": {**REPORT, "n": 20}, "mlp": REPORT}}
 
 
+# A gate verdict that passed outright, and one that refused.
+PASSED = {"passed": True, "needs_admin": "", "checks": []}
+REFUSED = {"passed": False, "needs_admin": "", "checks": []}
+
+
 def finished_run(champion, **fields) -> TrainingRun:
     fields = {"state": "succeeded", "active": None, "stage": "done", "progress": 1.0, **fields}
     return TrainingRun.objects.create(base_version=champion, **fields)
@@ -112,13 +117,13 @@ def test_cancelling_an_active_run(carol_client, champion):
 
 def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion, bundle_dir):
     candidate = ModelVersion.objects.create(version="cand-1", path=str(bundle_dir))
-    run = finished_run(champion, candidate=candidate)
+    run = finished_run(champion, candidate=candidate, gate=PASSED)
     back = reverse("training:run", args=[run.pk])
     response = carol_client.post(reverse("training:promote", args=[candidate.pk]), {"next": back})
     assert response.url == back
     candidate.refresh_from_db()
     champion.refresh_from_db()
-    assert (candidate.status, champion.status) == ("champion", "retired")
+    assert (candidate.status, champion.status) == ("champion", "former")
 
 
 def test_promote_ignores_a_next_url_on_another_site(carol_client, champion, bundle_dir):
@@ -141,6 +146,7 @@ def test_a_candidate_whose_bundle_does_not_load_is_never_promoted(
         weights = next(broken.glob("experts/*/model.safetensors"))
         weights.write_bytes(weights.read_bytes()[:100])
     candidate = ModelVersion.objects.create(version="cand-1", path=str(broken))
+    finished_run(champion, candidate=candidate, gate=PASSED)
 
     response = carol_client.post(reverse("training:promote", args=[candidate.pk]), follow=True)
 
@@ -152,20 +158,25 @@ def test_a_candidate_whose_bundle_does_not_load_is_never_promoted(
 
 def test_rolling_back_restores_an_earlier_version(carol_client, champion, bundle_dir):
     newer = ModelVersion.objects.create(version="newer", path=str(bundle_dir))
+    finished_run(champion, candidate=newer, gate=PASSED)
     carol_client.post(reverse("training:promote", args=[newer.pk]))
-    response = carol_client.post(reverse("training:rollback", args=[champion.pk]), follow=True)
+    url = reverse("training:rollback", args=[champion.pk])
+    unconfirmed = carol_client.post(url, follow=True)
+    assert "confirm the rollback" in unconfirmed.text
+    response = carol_client.post(url, {"confirm": "yes"}, follow=True)
     champion.refresh_from_db()
     newer.refresh_from_db()
-    assert (champion.status, newer.status) == ("champion", "retired")
+    assert (champion.status, newer.status) == ("champion", "former")
     assert "is the champion again" in response.text
 
 
 def test_a_version_whose_bundle_is_gone_is_not_rolled_back_to(carol_client, champion):
-    gone = ModelVersion.objects.create(version="gone", path="/nowhere", status="retired")
-    response = carol_client.post(reverse("training:rollback", args=[gone.pk]), follow=True)
+    gone = ModelVersion.objects.create(version="gone", path="/nowhere", status="former")
+    url = reverse("training:rollback", args=[gone.pk])
+    response = carol_client.post(url, {"confirm": "yes"}, follow=True)
     gone.refresh_from_db()
     champion.refresh_from_db()
-    assert (gone.status, champion.status) == ("retired", "champion")
+    assert (gone.status, champion.status) == ("former", "champion")
     assert "Not rolled back" in response.text
 
 
