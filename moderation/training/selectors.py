@@ -44,11 +44,25 @@ def test_items() -> QuerySet[MediaItem]:
     return item_list_labelled(split=Split.TEST)
 
 
+def validation_bucket(uid: UUID | str) -> int:
+    """0-99 from a hash of the item's uid: below VALIDATION_SHARE, held out."""
+    return int(hashlib.sha256(f"{uid}/validation".encode()).hexdigest(), 16) % 100
+
+
 def is_validation(uid: UUID | str) -> bool:
     """Whether a training item is held out for early stopping (chosen by a hash of its uid,
     so an item is on the same side in every run)."""
-    bucket = int(hashlib.sha256(f"{uid}/validation".encode()).hexdigest(), 16) % 100
-    return bucket < VALIDATION_SHARE
+    return validation_bucket(uid) < VALIDATION_SHARE
+
+
+def validation_split(uids: list[UUID | str]) -> list[bool]:
+    """Which of these training items are held out: `is_validation`'s share, and at least one
+    when there are two or more (a few dozen items can all hash above the share: 2% of 24
+    items do), the one nearest the cut, so that early stopping always has rows."""
+    held = [is_validation(uid) for uid in uids]
+    if len(uids) > 1 and not any(held):
+        held[min(range(len(uids)), key=lambda k: validation_bucket(uids[k]))] = True
+    return held
 
 
 def training_images() -> dict[str, Any]:

@@ -218,7 +218,7 @@ def _execute(run: TrainingRun) -> None:
         training_fingerprint=selectors.labels_fingerprint(train_items),
         test_fingerprint=selectors.labels_fingerprint(test_items),
     )
-    validation = [_is_validation(i) for i in train_items]
+    validation = selectors.validation_split([i.uid for i in train_items])
     held_out = [i for i, v in zip(train_items, validation, strict=True) if v]
     fitted = [i for i, v in zip(train_items, validation, strict=True) if not v]
     _progress(

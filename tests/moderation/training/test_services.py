@@ -349,3 +349,20 @@ def test_a_bundle_registered_with_test_figures_shows_them_before_any_retrain(
 def test_a_bundle_without_test_figures_records_no_evaluation(champion):
     assert gate.evaluation_create_from_manifest(version=champion) is None
     assert not Evaluation.objects.exists()
+
+
+def test_a_few_training_items_always_hold_one_out_for_early_stopping():
+    """24 items all hashing above the validation share (2% of such sets do) used to leave the
+    MLP no validation row, and the retrain failed."""
+    import uuid
+
+    above = []
+    while len(above) < 24:
+        uid = uuid.uuid4()
+        if not selectors.is_validation(uid):
+            above.append(uid)
+    held = selectors.validation_split(above)
+    assert sum(held) == 1
+    nearest = min(above, key=selectors.validation_bucket)
+    assert held[above.index(nearest)]
+    assert selectors.validation_split(above[:1]) == [False]  # one item: nothing to hold out
