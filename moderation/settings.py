@@ -226,7 +226,18 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "moderation.media.api_errors.exception_handler",
+    # Per client (a client is the request's user): over the rate, 429 with Retry-After. The
+    # count lives in the cache: set CACHE_URL in production so that every process shares it.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("API_THROTTLE_RATE", "1200/min")},
 }
+if os.environ.get("CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CACHE_URL"],
+        }
+    }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Content rating moderation API",
     "DESCRIPTION": (

@@ -1,4 +1,8 @@
-"""WSGI entry point for gunicorn: `gunicorn moderation.wsgi`."""
+"""WSGI entry point for gunicorn: `gunicorn moderation.wsgi`.
+
+Each process loads the champion's bundle as it starts (WARM_CHAMPION=0 skips it), before it
+takes a request: no `/api/v1/rate/` call pays for the load.
+"""
 
 import os
 
@@ -6,3 +10,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation.settings")
 application = get_wsgi_application()
+
+if os.environ.get("WARM_CHAMPION", "1") == "1":
+    from moderation.inference.services import champion_warm
+
+    champion_warm()

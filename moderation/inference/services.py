@@ -49,6 +49,20 @@ def bundle_for(version: ModelVersion) -> Bundle:
         return _loaded[key]
 
 
+def champion_warm() -> ModelVersion | None:
+    """Load the champion's bundle now, when a web process starts, so that no request pays for
+    it (`/api/v1/rate/` rates within the request). A process that cannot (no champion yet, the
+    database or the bundle unavailable) starts all the same and loads it on first use."""
+    try:
+        version = champion()
+        if version is not None:
+            bundle_for(version)
+        return version
+    except Exception:  # the site must come up; the first rating will say what is wrong
+        log.warning("the champion's bundle was not loaded at start", exc_info=True)
+        return None
+
+
 def bundle_path(version: ModelVersion) -> Path:
     """The directory of the version's bundle."""
     path = Path(version.path)

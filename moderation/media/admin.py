@@ -221,8 +221,8 @@ class ApiClientAdmin(admin.ModelAdmin):
     """Tokens are shown once, by `manage.py api_client NAME`; here a client is only switched
     off (active) or on."""
 
-    list_display = ["name", "active", "created_at"]
-    list_filter = ["active"]
+    list_display = ["name", "active", "sees_all", "created_at"]
+    list_filter = ["active", "sees_all"]
     search_fields = ["name"]
     readonly_fields = ["name", "token_sha256", "created_at"]
 

@@ -57,7 +57,7 @@ class _ItemPages(LimitOffsetPagination):
 @extend_schema(
     methods=["GET"],
     operation_id="items_list",
-    summary="List items, newest first, optionally by review state",
+    summary="List this client's items, newest first, optionally by review state",
     parameters=[
         OpenApiParameter("state", str, enum=list(ReviewState.State.values)),
         OpenApiParameter(
@@ -96,7 +96,7 @@ def items(request: Request) -> Response:
     _query_int(request, "limit", minimum=1)
     _query_int(request, "offset", minimum=0)
     paginator = _ItemPages()
-    page = paginator.paginate_queryset(item_list(state=state), request)
+    page = paginator.paginate_queryset(item_list(state=state, client=request.user), request)
     return paginator.get_paginated_response(
         [item_data(i, image_url=_image_url(request, i)) for i in page]
     )
@@ -124,10 +124,11 @@ def _item_create(request: Request) -> Response:
         source=data["source"] or request.user.name,
         external_id=data["external_id"],
         metadata=data["metadata"],
+        client=request.user,
     )
     queued = getattr(item, "prediction_queued", None)  # set on commit by item_create
     if not created:
-        item = item_get(uid=item.uid)  # the stored item, with its predictions and labels
+        item = item_get(uid=item.uid, client=request.user)  # with its predictions and labels
     # A new item is answered from memory: it has no prediction or label yet and its review
     # state was just written, so reading it back would cost three queries for nothing.
     body = {**item_data(item, image_url=_image_url(request, item), new=created), "queued": queued}
@@ -145,8 +146,8 @@ def _image_url(request: Request, item: MediaItem) -> str | None:
 )
 @api_view(["GET"])
 def item_detail(request: Request, uid: str) -> Response:
-    item = item_get(uid=uid)
-    if item is None:
+    item = item_get(uid=uid, client=request.user)
+    if item is None:  # or another client's: it does not exist for this one
         raise NotFound("no item with this uid")
     return Response(item_data(item, image_url=_image_url(request, item)))
 
@@ -178,7 +179,11 @@ def rate(request: Request) -> Response:
     body = bundle_prediction_data(version.version, prediction)
     if data["queue"]:
         item, created = item_create(
-            prompt=prompt, negative_prompt=negative_prompt, tags=tags, source=request.user.name
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            tags=tags,
+            source=request.user.name,
+            client=request.user,
         )
         body.update(uid=item.uid, created=created)
     return Response(body)

@@ -110,6 +110,7 @@ def item_correct(
         if old.external_id:
             metadata["supersedes_external_id"] = old.external_id
         new = MediaItem(
+            client=old.client,  # the sender still reads its item, corrected
             source=old.source,
             metadata=metadata_clean(metadata),
             split=old.split,

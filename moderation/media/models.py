@@ -34,7 +34,14 @@ class MediaItem(models.Model):
     # The sender's own id (the corpus id, Civitai's image id): re-importing never duplicates.
     external_id = models.CharField(max_length=200, blank=True)
     image = models.ImageField(upload_to="items/%Y/%m/", blank=True)
-    image_sha256 = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # NULL, not "", for an item without an image: the per-client unique constraints skip it.
+    image_sha256 = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # The API client that sent it (None: imported, or corrected by an admin). A client reads
+    # only its own items (`ApiClient.sees_all` aside), and the same image or external id is the
+    # same item only within one client.
+    client = models.ForeignKey(
+        "ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="items"
+    )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     prompt = models.TextField(blank=True)
@@ -67,11 +74,28 @@ class MediaItem(models.Model):
 
     class Meta:
         constraints = [
+            # Per client; items without one (imports) share one namespace. Two partial
+            # constraints, not NULLS NOT DISTINCT, which SQLite does not have.
+            models.UniqueConstraint(
+                fields=["client", "source", "external_id"],
+                condition=~Q(external_id="") & Q(client__isnull=False),
+                name="media_item_unique_external_id_per_client",
+            ),
             models.UniqueConstraint(
                 fields=["source", "external_id"],
-                condition=~Q(external_id=""),
-                name="media_item_unique_external_id",
-            )
+                condition=~Q(external_id="") & Q(client__isnull=True),
+                name="media_item_unique_external_id_imported",
+            ),
+            models.UniqueConstraint(
+                fields=["client", "image_sha256"],
+                condition=Q(image_sha256__isnull=False, client__isnull=False),
+                name="media_item_unique_image_per_client",
+            ),
+            models.UniqueConstraint(
+                fields=["image_sha256"],
+                condition=Q(image_sha256__isnull=False, client__isnull=True),
+                name="media_item_unique_image_imported",
+            ),
         ]
         indexes = [models.Index(fields=["split"])]
 
@@ -91,6 +115,10 @@ class ApiClient(models.Model):
     """A platform that sends items. Only a digest of its token is stored."""
 
     name = models.CharField(max_length=100, unique=True)
+    # An admin's setting: this client lists and reads every client's items, not only its own.
+    sees_all = models.BooleanField(
+        default=False, help_text="List and read every client's items, not only its own."
+    )
     token_sha256 = models.CharField(max_length=64, unique=True, editable=False)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,7 +7,7 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from moderation.inference.models import Prediction
-from moderation.media.models import MediaItem
+from moderation.media.models import ApiClient, MediaItem
 from moderation.review.labels import current_labels
 from moderation.review.models import Label
 
@@ -24,14 +24,23 @@ def _with_history(items: QuerySet[MediaItem]) -> QuerySet[MediaItem]:
     )
 
 
-def item_get(*, uid: uuid.UUID) -> MediaItem | None:
-    """The item with its review state, predictions and labels, or None."""
-    return _with_history(MediaItem.objects.filter(uid=uid)).first()
+def _visible(items: QuerySet[MediaItem], client: ApiClient | None) -> QuerySet[MediaItem]:
+    """The items a client may read: its own, or every one for a client that `sees_all`
+    (None: not a client, the project's own code)."""
+    if client is None or client.sees_all:
+        return items
+    return items.filter(client=client)
 
 
-def item_list(*, state: str | None = None) -> QuerySet[MediaItem]:
-    """Items newest first, optionally only those in one review state."""
-    items = MediaItem.objects.order_by("-received_at", "-pk")
+def item_get(*, uid: uuid.UUID, client: ApiClient | None = None) -> MediaItem | None:
+    """The item with its review state, predictions and labels, or None (also when it is not
+    the client's to read)."""
+    return _with_history(_visible(MediaItem.objects.filter(uid=uid), client)).first()
+
+
+def item_list(*, state: str | None = None, client: ApiClient | None = None) -> QuerySet[MediaItem]:
+    """Items newest first, optionally only those in one review state, that `client` may read."""
+    items = _visible(MediaItem.objects.order_by("-received_at", "-pk"), client)
     if state is not None:
         items = items.filter(review__state=state)
     return _with_history(items)

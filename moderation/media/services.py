@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from moderation.inference.services import enqueue_prediction
-from moderation.media.models import MediaItem
+from moderation.media.models import ApiClient, MediaItem
 from moderation.media.validation import (
     NormalisedImage,
     image_normalise,
@@ -38,11 +38,13 @@ def item_create(
     label_origin: str = "import",
     split: str | None = None,
     queue_for_review: bool = True,
+    client: ApiClient | None = None,
 ) -> tuple[MediaItem, bool]:
     """Store an item, or return the one already stored; the flag says whether it was created.
 
     Everything is validated before anything is written (a `ValidationProblem` leaves no row
-    and no file). The same image bytes, or the same (source, external_id), is the same item.
+    and no file). The same image bytes, or the same (source, external_id), from the same
+    `client` (None: an import) is the same item; another client's is never returned.
     `split` is for imported corpus items (`val` counts as train); other items get theirs from
     a hash of their uid. A `label` is an existing rating (corpus, Civitai): the item is then
     done; without one it waits in the review queue, unless `queue_for_review` is False (no
@@ -68,10 +70,11 @@ def item_create(
 
     try:
         with transaction.atomic():
-            existing = _existing(normalised, source, external_id)
+            existing = _existing(normalised, source, external_id, client)
             if existing is not None:
                 return existing, False
             item = MediaItem(
+                client=client,
                 source=source,
                 external_id=external_id,
                 prompt=prompt,
@@ -84,7 +87,7 @@ def item_create(
     except IntegrityError:
         # A concurrent request stored the same image or external id between our look-up and
         # our insert: the unique constraints kept one row, and it is the answer.
-        existing = _existing(normalised, source, external_id)
+        existing = _existing(normalised, source, external_id, client)
         if existing is None:
             raise
         return existing, False
@@ -92,14 +95,15 @@ def item_create(
 
 
 def _existing(
-    normalised: NormalisedImage | None, source: str, external_id: str
+    normalised: NormalisedImage | None, source: str, external_id: str, client: ApiClient | None
 ) -> MediaItem | None:
     match = Q(pk__in=[])
     if normalised is not None:
         match |= Q(image_sha256=normalised.sha256)
     if external_id:
         match |= Q(source=source, external_id=external_id)
-    return MediaItem.objects.filter(match).order_by("pk").first()
+    mine = Q(client__isnull=True) if client is None else Q(client=client)
+    return MediaItem.objects.filter(mine).filter(match).order_by("pk").first()
 
 
 def _store(

@@ -93,9 +93,9 @@ def world(alice, carol):
     champion = ModelVersion.objects.create(version="v1", path="/bundles/v1", status="champion")
     candidate = ModelVersion.objects.create(version="v2", path="/bundles/v2", status="candidate")
     run = TrainingRun.objects.create(state="succeeded", active=None, candidate=candidate)
-    item = make_item(image=True)
+    platform, token = ApiClient.issue("platform")
+    item = make_item(image=True, client=platform)  # the platform's own: its token may read it
     ReviewState.objects.filter(item=item).update(state="claimed", claimed_by=alice)
-    _, token = ApiClient.issue("platform")
     people = {"moderator": alice, "admin": carol}
 
     def client(role: str, **options) -> Client:

@@ -170,3 +170,16 @@ def test_rate_now_stores_nothing(champion):
     assert version == champion
     assert prediction.suggested.shape == (1,)
     assert not Prediction.objects.exists()
+
+
+def test_a_web_process_loads_the_champion_as_it_starts(champion):
+    services._loaded.clear()
+    assert services.champion_warm() == champion
+    assert [version for version, _ in services._loaded] == [champion.version]
+
+
+def test_a_web_process_starts_without_a_loadable_champion(db, caplog):
+    ModelVersion.objects.create(version="gone", path="/nowhere", status="champion")
+    services._loaded.clear()
+    assert services.champion_warm() is None
+    assert "was not loaded at start" in caplog.text

@@ -248,9 +248,9 @@ def test_an_unsupported_content_type_is_415(api, content_type: str) -> None:
 # ------------------------------------------------------------------------------------- read
 
 
-def test_an_item_is_read_with_its_predictions_and_labels(api, champion: ModelVersion) -> None:
+def test_an_item_is_read_with_its_predictions_and_labels(api, acme, champion: ModelVersion) -> None:
     alice = User.objects.create_user("alice")
-    item = make_item(prompt="nude woman on a bed", tags=[["nude", 0.9]])
+    item = make_item(prompt="nude woman on a bed", tags=[["nude", 0.9]], client=acme[0])
     predictions_create(item_ids=[item.pk])
     first = label_create(item=item, level=4, moderator=alice)
     label_create(item=item, level=8, moderator=alice)
@@ -285,9 +285,9 @@ def test_an_unknown_item_is_a_json_404(api) -> None:
     assert_error(api.get(f"{ITEMS}00000000-0000-0000-0000-000000000000/"), 404, None)
 
 
-def test_items_are_listed_by_review_state(api) -> None:
-    queued = [make_item(), make_item()]
-    done = make_item(label="R")
+def test_items_are_listed_by_review_state(api, acme) -> None:
+    queued = [make_item(client=acme[0]), make_item(client=acme[0])]
+    done = make_item(label="R", client=acme[0])
     assert api.get(ITEMS, {"state": "queued"}).json()["count"] == 2
     listed = api.get(ITEMS, {"state": "done"}).json()
     assert [i["uid"] for i in listed["results"]] == [str(done.uid)]
