@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db.models import (
     Case,
     Count,
+    Exists,
     F,
     IntegerField,
     Min,
@@ -38,7 +39,7 @@ from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from moderation.review.labels import current_labels
 from moderation.review.models import Label, ReviewState
-from moderation.training.models import Evaluation
+from moderation.training.models import Evaluation, TrainedItem
 from rating_models.metrics import model_report
 from rating_models.ratings import EXPLICIT, MILD, RATINGS, Rating
 
@@ -159,8 +160,19 @@ def live_reports(
         f"expert_{i}": KeyTransform("rating", KeyTransform(name, "experts"))
         for i, name in enumerate(names)
     }
-    rows = _labelled(Prediction.objects.all(), _RATING_LEVELS, moderators_only=True).annotate(
-        **spoken
+    rows = (
+        _labelled(Prediction.objects.all(), _RATING_LEVELS, moderators_only=True)
+        # Honest: the version rated the item before the moderator labelled it, and did not
+        # learn from it (a retrain's training items, `TrainedItem`).
+        .filter(created_at__lt=F("label_at"))
+        .exclude(
+            Exists(
+                TrainedItem.objects.filter(
+                    model_version=OuterRef("model_version"), item=OuterRef("item")
+                )
+            )
+        )
+        .annotate(**spoken)
     )
     if ids is not None:
         rows = rows.filter(model_version__in=ids)
@@ -211,8 +223,9 @@ def live_report(version: ModelVersion, *, bootstrap: int = 0) -> dict[str, Any] 
     """A version's figures on live labels, in the evaluation report's shape.
 
     The items are those whose current label is a moderator's rating (Blocked is a decision,
-    left out; a label imported with the item is not a moderator's) and that this version
-    predicted; the truth is the current label. Each expert is scored on the
+    left out; a label imported with the item is not a moderator's), that this version
+    predicted before that label was written, and that it was not trained on (a retrain's
+    `TrainedItem`s); the truth is the current label. Each expert is scored on the
     items it did not abstain on, as `evaluate_bundle` does. None when no such item exists.
     """
     return live_reports([version], bootstrap=bootstrap).get(version.pk)

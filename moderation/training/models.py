@@ -94,3 +94,22 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version_id} on {self.data} ({self.n} items)"
+
+
+class TrainedItem(models.Model):
+    """An item a retrain's candidate learned from (fitted, or held out for early stopping).
+    Its labels say nothing of how the version does on items it has not seen: the live figures
+    leave it out."""
+
+    model_version = models.ForeignKey(
+        "inference.ModelVersion", on_delete=models.CASCADE, related_name="trained_items"
+    )
+    item = models.ForeignKey("media.MediaItem", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "item"], name="trained_item_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} trained {self.model_version_id}"

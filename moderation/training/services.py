@@ -29,7 +29,7 @@ from moderation.media.models import MediaItem
 from moderation.training import features, selectors
 from moderation.training.features import stored_outputs
 from moderation.training.gate import evaluation_create, promotion_gate
-from moderation.training.models import TrainingRun
+from moderation.training.models import TrainedItem, TrainingRun
 from rating_models.bundle import Bundle, new_version
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
 from rating_models.examples import Example
@@ -258,6 +258,12 @@ def _execute(run: TrainingRun) -> None:
     )
     candidate = inference.model_version_register(path=path)
     TrainingRun.objects.filter(pk=run.pk).update(candidate=candidate)
+    # What it learned from, so that its live figures leave those items out.
+    TrainedItem.objects.bulk_create(
+        (TrainedItem(model_version=candidate, item_id=i.pk) for i in train_items),
+        batch_size=5000,
+        ignore_conflicts=True,
+    )
 
     test_examples = [_labelled_example(i) for i in test_items]
     outputs = None

@@ -14,6 +14,7 @@ from moderation.dashboards.selectors import (
 )
 from moderation.media.models import MediaItem
 from moderation.review.models import ReviewState
+from moderation.training.models import TrainedItem
 from rating_models.metrics import rating_report
 from tests.moderation.people import make_user
 
@@ -48,6 +49,13 @@ def live_case(champion, candidate, alice):
     other = make_item()  # another version's prediction
     make_prediction(other, candidate, suggested=PG)
     make_label(other, XXX, alice)
+    earlier = make_item()  # labelled before the champion rated it: not a test of the version
+    make_label(earlier, XXX, alice, at=timezone.now() - timedelta(days=1))
+    make_prediction(earlier, champion, suggested=PG)
+    learned = make_item()  # a training item of the champion's: it learned this label
+    make_prediction(learned, champion, suggested=PG)
+    make_label(learned, XXX, alice)
+    TrainedItem.objects.create(model_version=champion, item=learned)
     return champion
 
 

@@ -88,6 +88,9 @@ def test_an_mlp_retrain_produces_a_candidate_judged_beside_the_champion(labelled
     assert run.state == TrainingRun.State.SUCCEEDED, run.reason
     assert run.n_train == 24 and run.n_test == 24
     assert run.candidate.status == ModelVersion.Status.CHAMPION
+    # What it learned from is kept, so that its live figures leave those items out.
+    assert set(run.candidate.trained_items.values_list("item__split", flat=True)) == {"train"}
+    assert run.candidate.trained_items.count() == 24
     champion.refresh_from_db()
     assert champion.status == ModelVersion.Status.FORMER
     assert Evaluation.objects.filter(model_version=run.candidate, data="test").exists()
