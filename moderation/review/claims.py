@@ -18,7 +18,7 @@ from django.utils import timezone
 from moderation.audit.services import Action, audit_record
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
-from moderation.review.decisions import DecisionError, label_holder
+from moderation.review.decisions import DecisionError, claim_holder, held_by_other
 from moderation.review.labels import label_get_current
 from moderation.review.models import ReviewState, Skip
 from moderation.review.queue import down_class_risk
@@ -103,7 +103,7 @@ def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) ->
             )
             if state is None:
                 return None
-            holder = None if state.state == State.QUEUED else label_holder(state)
+            holder = None if state.state == State.QUEUED else claim_holder(state)
             state.state, state.claimed_by, state.claimed_until = State.CLAIMED, moderator, until
             state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
             _claimed(state, moderator, holder)
@@ -178,14 +178,8 @@ def item_reopen(*, item: MediaItem, moderator: AbstractBaseUser) -> MediaItem:
     if current.moderator_id != moderator.pk:
         who = current.moderator.get_username() if current.moderator else current.origin
         raise DecisionError(f"{who} has relabelled it since your decision")
-    if (
-        state is not None
-        and state.state == State.CLAIMED
-        and state.claimed_by_id not in (None, moderator.pk)
-        and state.claimed_until is not None
-        and state.claimed_until >= timezone.now()
-    ):
-        raise DecisionError(f"{label_holder(state)} holds it now")
+    if held_by_other(state, moderator):
+        raise DecisionError(f"{claim_holder(state)} holds it now")
     old = "none" if state is None else state.state
     ReviewState.objects.update_or_create(
         item=item,

@@ -47,14 +47,15 @@ class DecisionConflict(DecisionError):
         )
 
 
-def label_holder(state: ReviewState | None) -> str:
+def claim_holder(state: ReviewState | None) -> str:
     """Who holds the item, for a message ("nobody" when it is not held)."""
     if state is None or state.state != State.CLAIMED or state.claimed_by is None:
         return "nobody"
     return state.claimed_by.get_username()
 
 
-def _held_by_other(state: ReviewState | None, moderator: AbstractBaseUser) -> bool:
+def held_by_other(state: ReviewState | None, moderator: AbstractBaseUser) -> bool:
+    """Whether another moderator holds the item now (an unexpired claim)."""
     return (
         state is not None
         and state.state == State.CLAIMED
@@ -68,11 +69,11 @@ def _check_hold(state: ReviewState | None, moderator: AbstractBaseUser, path: st
     if path == Path.REVIEW and (
         state is None or state.state != State.CLAIMED or state.claimed_by_id != moderator.pk
     ):
-        if _held_by_other(state, moderator):
-            raise DecisionError(f"{label_holder(state)} holds this item now")
+        if held_by_other(state, moderator):
+            raise DecisionError(f"{claim_holder(state)} holds this item now")
         raise DecisionError("you do not hold this item (take it from the queue first)")
-    if path == Path.CORRECTION and _held_by_other(state, moderator):
-        raise DecisionError(f"{label_holder(state)} holds this item now; try again later")
+    if path == Path.CORRECTION and held_by_other(state, moderator):
+        raise DecisionError(f"{claim_holder(state)} holds this item now; try again later")
 
 
 @transaction.atomic
@@ -191,7 +192,7 @@ def _review_close(
         old = state.state
         if state.state == State.CLAIMED:
             mine = moderator is not None and state.claimed_by_id == moderator.pk
-            old = f"claimed by {moderator.get_username() if mine else label_holder(state)}"
+            old = f"claimed by {moderator.get_username() if mine else claim_holder(state)}"
         state.state, state.claimed_by, state.claimed_until = State.DONE, None, None
         state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
     if old == State.DONE:
