@@ -230,20 +230,3 @@ def items_awaiting_prediction(
         .values_list("pk", flat=True)
     )
     return list(waiting[:limit])
-
-
-def enqueue_prediction(item_ids: Sequence[int], *, gather: bool = False) -> bool:
-    """Queue the items' prediction; False when the broker cannot be reached. `gather`: the
-    task also rates the items that wait beside these (`items_awaiting_prediction`).
-
-    The item is already stored, so a broker outage must not fail ingestion: the periodic
-    sweep finds every item without a champion prediction and queues it again.
-    """
-    from moderation.inference.tasks import predict_items
-
-    try:
-        predict_items.delay(list(item_ids), gather=gather)
-    except Exception as error:  # kombu raises OperationalError, socket errors, ...
-        log.warning("could not queue prediction of %d items: %s", len(item_ids), error)
-        return False
-    return True

@@ -6,7 +6,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from moderation.inference.services import enqueue_prediction
+from moderation.dispatch import enqueue
 from moderation.media.models import ApiClient, MediaItem
 from moderation.media.validation import (
     NormalisedImage,
@@ -132,7 +132,8 @@ def _store(
         raise
     item.prediction_queued = None
 
-    def enqueue() -> None:
-        item.prediction_queued = enqueue_prediction([item.pk], gather=True)
+    def sent(queued: bool) -> None:
+        item.prediction_queued = queued
 
-    transaction.on_commit(enqueue)
+    # With the items received beside it that still wait: they are rated in one batch.
+    enqueue("moderation.inference.tasks.predict_items", [item.pk], gather=True, sent=sent)

@@ -16,13 +16,13 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from moderation.dispatch import enqueue
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
@@ -68,17 +68,13 @@ def training_run_start(
             )
     except IntegrityError:
         raise TrainingBusy("a retrain is already queued or running") from None
-    from moderation.training.tasks import run_training
 
-    transaction.on_commit(lambda: _enqueue(run, run_training))
+    def sent(queued: bool) -> None:
+        if not queued:  # the broker is down: the run must not hold the lock forever
+            _finish(run.pk, State.FAILED, "could not queue the run: the broker is unreachable")
+
+    enqueue("moderation.training.tasks.run_training", run.pk, sent=sent)
     return run
-
-
-def _enqueue(run: TrainingRun, task: Any) -> None:
-    try:
-        task.delay(run.pk)
-    except Exception as error:  # the broker is down: the run must not hold the lock forever
-        _finish(run.pk, State.FAILED, f"could not queue the run: {error}")
 
 
 def training_runs_expire_stale() -> int:

@@ -4,8 +4,8 @@ import pytest
 import redis
 from rest_framework.test import APIClient
 
+from moderation.dispatch import send
 from moderation.inference.models import Prediction
-from moderation.inference.services import enqueue_prediction
 from moderation.media.models import ApiClient, MediaItem
 from tests.moderation.worker import broker, wait_for, worker
 
@@ -39,7 +39,9 @@ def test_items_created_through_the_api_get_predicted_by_a_real_worker(champion, 
         assert [r.status_code for r in responses] == [201, 201, 201]
         assert all(r.json()["queued"] for r in responses)
         ids = list(MediaItem.objects.values_list("pk", flat=True))
-        assert enqueue_prediction(ids)  # a duplicate message: the task is idempotent
+        assert send(
+            "moderation.inference.tasks.predict_items", ids
+        )  # a duplicate message: the task is idempotent
         wait_for(
             lambda: Prediction.objects.filter(item_id__in=ids).count() == 3,
             what="three predictions",
