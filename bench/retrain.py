@@ -316,11 +316,11 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="bench-retrain-"))
     with record.database("bench_retrain", args.postgres) as url:
         django_setup(url, args.device, scratch)
-        from moderation.inference import services as inference
+        from moderation.inference import bundles, versions
 
         print(f"registering {BUNDLE} as the champion (device {args.device})", flush=True)
-        champion = inference.model_version_register(path=BUNDLE, promote=True)
-        bundle = inference.bundle_for(champion)  # loaded once, as in a worker that has predicted
+        champion = versions.model_version_register(path=BUNDLE, promote=True)
+        bundle = bundles.bundle_for(champion)  # loaded once, as in a worker that has predicted
         manifest = json.loads((BUNDLE / "manifest.json").read_text())
         sizes = {e["name"]: e["feature_size"] for e in manifest["experts"]}
         print(f"storing {args.rows} training rows and the test items", flush=True)
@@ -337,7 +337,7 @@ def main() -> None:
         ours_s, stages, run = retrain(champion)
         mlp = stages.pop("mlp_report")
         print(f"  {ours_s:.1f} s: { ({k: round(v, 1) for k, v in stages.items()}) }", flush=True)
-        inference.bundle_for(champion)  # the baseline starts as warm as ours did
+        bundles.bundle_for(champion)  # the baseline starts as warm as ours did
 
         print(f"recomputing the features of {args.recompute_rows} training rows", flush=True)
         recompute_s = recompute(champion, args.recompute_rows)

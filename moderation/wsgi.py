@@ -12,6 +12,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation.settings")
 application = get_wsgi_application()
 
 if os.environ.get("WARM_CHAMPION", "1") == "1":
-    from moderation.inference.services import champion_warm
+    from moderation.inference.bundles import champion_warm
 
     champion_warm()

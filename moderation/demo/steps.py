@@ -17,8 +17,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
+from moderation.inference.bundles import champion
 from moderation.inference.models import ModelVersion, Prediction
-from moderation.inference.services import champion, model_version_register
+from moderation.inference.versions import model_version_register
 from moderation.media.models import MediaItem
 from moderation.media.services import item_create
 from moderation.review.decorators import ADMINS, MODERATORS

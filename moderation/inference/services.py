@@ -1,125 +1,23 @@
-"""Rating items with the champion bundle: loading it, predicting, storing predictions."""
+"""Rating items with the champion's bundle: predicting and storing predictions, and rating one
+example within a request."""
 
 from __future__ import annotations
 
 import io
-import logging
-import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
-from django.utils import timezone
 from PIL import Image
 
-from moderation.audit.services import Action, audit_record
+from moderation.inference.bundles import NoChampion, bundle_for, champion
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
-from rating_models.bundle import Bundle, BundlePrediction, read_manifest
+from rating_models.bundle import Bundle, BundlePrediction
 from rating_models.examples import Example
 from rating_models.ratings import Rating
-
-log = logging.getLogger(__name__)
-
-_loaded: dict[tuple[str, str], Bundle] = {}  # by version and bundle path
-_lock = threading.Lock()
-
-
-class NoChampion(RuntimeError):
-    """No model version is champion yet: nothing can be rated."""
-
-
-def champion() -> ModelVersion | None:
-    return ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
-
-
-def bundle_for(version: ModelVersion) -> Bundle:
-    """The version's bundle, loaded once per process. A worker that sees a new champion
-    loads it on its next task, with no restart."""
-    path = bundle_path(version)
-    key = (version.version, str(path))
-    with _lock:
-        if key not in _loaded:
-            _loaded.clear()  # one bundle in memory: the old champion is not needed any more
-            _loaded[key] = Bundle.load(path, device=settings.RATING_DEVICE)
-        return _loaded[key]
-
-
-def champion_warm() -> ModelVersion | None:
-    """Load the champion's bundle now, when a web process starts, so that no request pays for
-    it (`/api/v1/rate/` rates within the request). A process that cannot (no champion yet, the
-    database or the bundle unavailable) starts all the same and loads it on first use."""
-    try:
-        version = champion()
-        if version is not None:
-            bundle_for(version)
-        return version
-    except Exception:  # the site must come up; the first rating will say what is wrong
-        log.warning("the champion's bundle was not loaded at start", exc_info=True)
-        return None
-
-
-def bundle_path(version: ModelVersion) -> Path:
-    """The directory of the version's bundle."""
-    path = Path(version.path)
-    return path if path.is_absolute() else Path(settings.BUNDLE_DIR) / path
-
-
-@transaction.atomic
-def model_version_register(*, path: str | Path, promote: bool = False) -> ModelVersion:
-    """Record a bundle directory as a model version (idempotent by bundle version).
-
-    The bundle is loaded first: a corrupt or incompatible bundle never becomes a version.
-    """
-    # Stored absolute: a relative path would later be read against BUNDLE_DIR by the workers.
-    path = Path(path).resolve()
-    Bundle.load(path)
-    manifest = read_manifest(path)
-    version, _ = ModelVersion.objects.get_or_create(
-        version=manifest["version"], defaults={"path": str(path), "manifest": manifest}
-    )
-    if promote and version.status != ModelVersion.Status.CHAMPION:
-        model_version_promote(version=version)
-    return version
-
-
-@transaction.atomic
-def model_version_promote(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
-) -> ModelVersion:
-    """Make the version the champion; the one before becomes a former champion (an admin may
-    roll back to it). Each change is audited (`actor` None: the system, a retrain's gate)."""
-    for old in ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.CHAMPION):
-        model_version_status_set(version=old, status=ModelVersion.Status.FORMER, actor=actor)
-    # The first promotion's time; every later one (a rollback) is in the audit trail.
-    version.promoted_at = version.promoted_at or timezone.now()
-    return model_version_status_set(
-        version=version, status=ModelVersion.Status.CHAMPION, actor=actor, reason=reason
-    )
-
-
-def model_version_status_set(
-    *, version: ModelVersion, status: str, actor: AbstractBaseUser | None, reason: str = ""
-) -> ModelVersion:
-    """Change a version's status and write its audit row (old → new); no change, no row."""
-    old = version.status
-    if old == status:
-        return version
-    version.status = status
-    version.save(update_fields=["status", "promoted_at"])
-    audit_record(
-        action=Action.MODEL_STATUS,
-        actor=actor,
-        model_version=version,
-        old=old,
-        new=status,
-        reason=reason,
-    )
-    return version
 
 
 def item_example(item: MediaItem) -> Example:

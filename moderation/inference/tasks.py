@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from moderation.inference import services
+from moderation.inference import bundles, services
 
 
 @shared_task(
@@ -18,7 +18,7 @@ def predict_items(item_ids: list[int], gather: bool = False) -> int:
     """Predict the items with the champion, in one batch; idempotent, so a redelivered message
     is harmless. `gather`: with the items received beside them that still wait (a new item's
     task), up to INFERENCE_BATCH_SIZE; their own tasks then find them done."""
-    version = services.champion()
+    version = bundles.champion()
     if version is None:
         return 0  # the sweep queues them again once a champion exists
     if gather:
@@ -37,7 +37,7 @@ def predict_items(item_ids: list[int], gather: bool = False) -> int:
 def sweep_unpredicted(batch_size: int | None = None) -> int:
     """Queue every item that has no prediction from the champion: covers a broker that was
     down at ingestion or a message it lost."""
-    version = services.champion()
+    version = bundles.champion()
     if version is None:
         return 0
     ids = list(services.items_unpredicted(version).order_by("pk").values_list("pk", flat=True))

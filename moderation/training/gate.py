@@ -3,7 +3,7 @@
 A version is scored on labelled examples (`evaluation_create`; from its manifest when it was
 registered, on live labels for the trend); the gate judges a candidate's suggested rating
 against the champion's on the same items; promotion, rollback and retirement go through the
-registry here, each audited (`inference.model_version_status_set`).
+registry here, each audited (`versions.model_version_status_set`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from moderation.inference import services as inference
+from moderation.inference import bundles, versions
 from moderation.inference.models import ModelVersion
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.evaluation import evaluate_bundle
@@ -40,7 +40,7 @@ def evaluation_create(
     from rating_models.examples import fingerprint
 
     report = evaluate_bundle(
-        inference.bundle_for(version),
+        bundles.bundle_for(version),
         examples,
         bootstrap=settings.GATE_BOOTSTRAP,
         outputs=outputs,
@@ -223,8 +223,8 @@ def model_version_promote(
         raise PromotionRefused(f"{version.version} cannot be promoted: {why}")
     if verdict == "needs_reason" and not reason:
         raise PromotionRefused(f"{why}: promoting it needs your reason, kept in the audit trail")
-    inference.bundle_for(version)
-    return inference.model_version_promote(
+    bundles.bundle_for(version)
+    return versions.model_version_promote(
         version=version, actor=actor, reason=reason or "passed the gate"
     )
 
@@ -238,8 +238,8 @@ def model_version_rollback(
         raise PromotionRefused(
             f"only a former champion can be rolled back to; {version.version} is {version.status}"
         )
-    inference.bundle_for(version)
-    return inference.model_version_promote(
+    bundles.bundle_for(version)
+    return versions.model_version_promote(
         version=version, actor=actor, reason=reason.strip() or "rolled back"
     )
 
@@ -254,6 +254,6 @@ def model_version_retire(
             "the champion cannot be retired: promote or roll back to another first"
         )
     with transaction.atomic():
-        return inference.model_version_status_set(
+        return versions.model_version_status_set(
             version=version, status=ModelVersion.Status.RETIRED, actor=actor, reason="retired"
         )

@@ -23,6 +23,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from moderation.dispatch import enqueue
+from moderation.inference import bundles, versions
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
@@ -64,7 +65,7 @@ def training_run_start(
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                mode=mode, started_by=started_by, trigger=trigger, base_version=inference.champion()
+                mode=mode, started_by=started_by, trigger=trigger, base_version=bundles.champion()
             )
     except IntegrityError:
         raise TrainingBusy("a retrain is already queued or running") from None
@@ -194,7 +195,7 @@ def _heartbeat(run_id: int) -> Iterator[None]:
 
 
 def _execute(run: TrainingRun) -> None:
-    champion = inference.champion()
+    champion = bundles.champion()
     if champion is None:
         raise RuntimeError("there is no champion to retrain from")
     _progress(run.pk, stage="data", progress=0.05, line="selecting labelled items")
@@ -226,7 +227,7 @@ def _execute(run: TrainingRun) -> None:
     images = sum(bool(i.image) for i in fitted)
     reads_images = images >= selectors.min_image_labels()
     _progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
-    champion_bundle = inference.bundle_for(champion)
+    champion_bundle = bundles.bundle_for(champion)
     if run.mode == TrainingRun.Mode.FULL:
         candidate_bundle = _train_full(run, champion, fitted, held_out)
     else:
@@ -252,7 +253,7 @@ def _execute(run: TrainingRun) -> None:
             },
         },
     )
-    candidate = inference.model_version_register(path=path)
+    candidate = versions.model_version_register(path=path)
     TrainingRun.objects.filter(pk=run.pk).update(candidate=candidate)
     # What it learned from, so that its live figures leave those items out.
     TrainedItem.objects.bulk_create(
@@ -292,7 +293,7 @@ def _execute(run: TrainingRun) -> None:
         TrainingRun.objects.select_for_update().only("pk").get(pk=run.pk)
         _progress(run.pk, stage="done", progress=1.0, line=verdict)
         if promote:
-            inference.model_version_promote(version=candidate, reason="passed the gate")
+            versions.model_version_promote(version=candidate, reason="passed the gate")
         _finish(run.pk, State.SUCCEEDED, verdict)
 
 
@@ -408,7 +409,7 @@ def _champion_out_of_fold(
 ) -> OutOfFold | None:
     """The experts' out-of-fold outputs the champion's bundle keeps; None, with a warning in
     the run's log, when it has none that fit its experts."""
-    out_of_fold = read_out_of_fold(inference.bundle_path(champion))
+    out_of_fold = read_out_of_fold(bundles.bundle_path(champion))
     problem = features.out_of_fold_problem(out_of_fold, bundle.mlp.slots)
     if problem is None:
         return out_of_fold

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from moderation.inference import services as inference
+from moderation.inference import bundles
 from moderation.training import gate, services
 
 
@@ -23,6 +23,6 @@ def retrain_if_enough_labels() -> int | None:
 @shared_task(acks_late=True)
 def record_live_figures() -> int | None:
     """The champion's figures on live labels today: the points of the dashboards' live trend."""
-    champion = inference.champion()
+    champion = bundles.champion()
     evaluation = None if champion is None else gate.evaluation_create_live(version=champion)
     return None if evaluation is None else evaluation.pk

@@ -20,8 +20,8 @@ from django_htmx.middleware import HtmxDetails
 from moderation.audit.selectors import model_status_history
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
+from moderation.inference.bundles import champion
 from moderation.inference.models import ModelVersion
-from moderation.inference.services import champion
 from moderation.training import gate, selectors, services
 from moderation.training.forms import TrainingRunStartForm
 from moderation.training.models import TrainingRun

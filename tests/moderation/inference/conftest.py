@@ -1,6 +1,6 @@
 import pytest
 
-from moderation.inference.services import model_version_register
+from moderation.inference.versions import model_version_register
 from moderation.media.models import MediaItem
 from moderation.review.models import ReviewState
 from rating_models.train import BundleConfig, train_bundle

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from moderation.inference import services
+from moderation.inference import bundles, services, versions
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.inference.tasks import predict_items, sweep_unpredicted
 from moderation.review.models import ReviewState
@@ -71,7 +71,7 @@ def test_prompt_only_items_record_the_tag_experts_abstention(champion):
     assert experts["tag_rules"] == {"rating": None, "probs": None}
     assert experts["lstm"]["rating"] is not None
     # An abstaining expert is absent for the MLP: not among the experts it read.
-    bundle = services.bundle_for(champion)
+    bundle = bundles.bundle_for(champion)
     said = bundle.predict([services.item_example(item)])
     assert prediction.mlp_experts == said.mlp_experts(0) == ["lstm"]
 
@@ -122,26 +122,26 @@ def test_a_prediction_sets_the_items_queue_priority(champion):
 
 def test_predicting_without_a_champion_is_refused(db):
     (item,) = make_items(["a cat"])
-    with pytest.raises(services.NoChampion):
+    with pytest.raises(bundles.NoChampion):
         services.predictions_create(item_ids=[item.pk])
     assert predict_items([item.pk]) == 0
 
 
 def test_promoting_leaves_exactly_one_champion(champion, bundle_dir, tmp_path):
     # A worker that has the old champion loaded ...
-    assert services.bundle_for(services.champion()).version == champion.version
+    assert bundles.bundle_for(bundles.champion()).version == champion.version
     second = tmp_path / "second"
     shutil.copytree(bundle_dir, second)
     manifest = json.loads((second / "manifest.json").read_text())
     manifest["version"] = "second"
     (second / "manifest.json").write_text(json.dumps(manifest))
-    newer = services.model_version_register(path=second, promote=True)
+    newer = versions.model_version_register(path=second, promote=True)
     champion.refresh_from_db()
     assert newer.status == ModelVersion.Status.CHAMPION
     assert champion.status == ModelVersion.Status.FORMER
     assert ModelVersion.objects.filter(status="champion").count() == 1
     # ... loads the new one on its next task, with no restart.
-    assert services.bundle_for(services.champion()).version == "second"
+    assert bundles.bundle_for(bundles.champion()).version == "second"
     item = make_items(["a cat on a sofa"])[0]
     assert services.predictions_create(item_ids=[item.pk]) == 1
     assert item.predictions.get().model_version == newer
@@ -153,7 +153,7 @@ def test_a_corrupt_bundle_never_becomes_a_model_version(db, bundle_dir, tmp_path
     weights = broken / "mlp" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:50])
     with pytest.raises(BundleError, match="corrupt"):
-        services.model_version_register(path=broken, promote=True)
+        versions.model_version_register(path=broken, promote=True)
     assert not ModelVersion.objects.exists()
 
 
@@ -173,13 +173,13 @@ def test_rate_now_stores_nothing(champion):
 
 
 def test_a_web_process_loads_the_champion_as_it_starts(champion):
-    services._loaded.clear()
-    assert services.champion_warm() == champion
-    assert [version for version, _ in services._loaded] == [champion.version]
+    bundles._loaded.clear()
+    assert bundles.champion_warm() == champion
+    assert [version for version, _ in bundles._loaded] == [champion.version]
 
 
 def test_a_web_process_starts_without_a_loadable_champion(db, caplog):
     ModelVersion.objects.create(version="gone", path="/nowhere", status="champion")
-    services._loaded.clear()
-    assert services.champion_warm() is None
+    bundles._loaded.clear()
+    assert bundles.champion_warm() is None
     assert "was not loaded at start" in caplog.text

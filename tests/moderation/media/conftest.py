@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from moderation.inference.models import ModelVersion
-from moderation.inference.services import model_version_register
+from moderation.inference.versions import model_version_register
 from moderation.media.models import ApiClient
 from rating_models.train import BundleConfig, train_bundle
 from tests.rating_models.bundles import lstm_bundle_config, toy_examples

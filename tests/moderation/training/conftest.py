@@ -1,6 +1,7 @@
 import pytest
 
-from moderation.inference.services import model_version_register, predictions_create
+from moderation.inference.services import predictions_create
+from moderation.inference.versions import model_version_register
 from moderation.media.models import MediaItem
 from moderation.media.services import item_create
 from moderation.review.decisions import label_create

@@ -9,8 +9,9 @@ runs, and the candidate's predictions are stored as a worker stores them.
 import pytest
 from django.urls import reverse
 
+from moderation.inference.bundles import bundle_for
 from moderation.inference.models import Prediction
-from moderation.inference.services import bundle_for, predictions_create
+from moderation.inference.services import predictions_create
 from moderation.training import services
 from moderation.training.models import TrainingRun
 from tests.moderation.training.conftest import fitted_images

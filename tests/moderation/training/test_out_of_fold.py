@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moderation.inference.bundles import bundle_for
 from moderation.inference.models import Prediction
-from moderation.inference.services import bundle_for
 from moderation.media.services import item_create
 from moderation.training import features, selectors, services
 from moderation.training.models import TrainingRun

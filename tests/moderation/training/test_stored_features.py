@@ -8,8 +8,9 @@ from unittest import mock
 import numpy as np
 import pytest
 
+from moderation.inference.bundles import bundle_for
 from moderation.inference.models import ModelVersion
-from moderation.inference.services import bundle_for, item_example, predictions_create
+from moderation.inference.services import item_example, predictions_create
 from moderation.media.models import MediaItem
 from moderation.review.decisions import label_create
 from moderation.training import features, selectors, services

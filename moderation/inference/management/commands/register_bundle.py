@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from moderation.inference.services import model_version_register
+from moderation.inference.versions import model_version_register
 from rating_models.bundle import BundleError
 
 
