@@ -135,6 +135,12 @@ RATING_DEVICE = os.environ.get("RATING_DEVICE", "auto")
 # Items a worker rates in one batch: the sweep's batches, and a new item's task takes along the
 # items received about the same time that wait for their prediction, up to this many.
 INFERENCE_BATCH_SIZE = int(os.environ.get("INFERENCE_BATCH_SIZE", 64))
+# The lease of a queued rating: the periodic sweep queues an item without a champion
+# prediction again only when its last dispatch (at ingestion, by the sweep, by an admin's
+# retry) is older than this, so the messages already waiting, or running, are not doubled
+# after a restart. A message the broker lost is queued again within this plus SWEEP_SECONDS.
+# Make it longer than the inference queue takes to drain; failed items are never swept.
+RATING_LEASE_SECONDS = float(os.environ.get("RATING_LEASE_SECONDS", "600"))
 
 # Ingestion limits: beyond them the API answers 413 or 400 and writes nothing.
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 20 * 1024 * 1024))
@@ -173,6 +179,9 @@ CELERY_TASK_ROUTES = {
     "moderation.inference.tasks.sweep_unpredicted": {"queue": "default"},
     "moderation.training.tasks.retrain_if_enough_labels": {"queue": "default"},
     "moderation.training.tasks.record_live_figures": {"queue": "default"},
+    # A promotion loads the bundle and rates the review queue: inference work, and it must not
+    # wait for a retrain to finish on the training queue.
+    "moderation.training.tasks.run_promotion": {"queue": "inference"},
     "moderation.inference.tasks.*": {"queue": "inference"},
     "moderation.training.tasks.*": {"queue": "training"},
 }
@@ -218,6 +227,13 @@ GATE_F1_TOLERANCE = float(os.environ.get("GATE_F1_TOLERANCE", "0.01"))
 # automatically: an admin decides.
 GATE_MIN_EXPLICIT = int(os.environ.get("GATE_MIN_EXPLICIT", "10"))
 AUTO_PROMOTE = os.environ.get("AUTO_PROMOTE", "1") == "1"
+# A promotion or rollback rates up to PROMOTION_RATE_ITEMS open review items (riskiest first)
+# with the incoming version before the switch; the rest show the former champion's suggestion,
+# marked so, until the workers have rated them.
+PROMOTION_RATE_ITEMS = int(os.environ.get("PROMOTION_RATE_ITEMS", "5000"))
+# Each web process checks this often for a promotion under way and loads the incoming bundle
+# in the background, so no request waits for it (0: never; it loads on first use).
+BUNDLE_WATCH_SECONDS = float(os.environ.get("BUNDLE_WATCH_SECONDS", "5"))
 GATE_BOOTSTRAP = int(os.environ.get("GATE_BOOTSTRAP", "300"))
 
 REST_FRAMEWORK = {

@@ -12,4 +12,5 @@ urlpatterns = [
     path("health/", views.health, name="health"),
     path("health/days.csv", views.health_days_csv, name="health_days_csv"),
     path("health/moderators.csv", views.health_moderators_csv, name="health_moderators_csv"),
+    path("health/failed/<uuid:uid>/retry/", views.health_retry, name="health_retry"),
 ]

@@ -9,14 +9,17 @@ import csv
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from moderation.dashboards import tables
 from moderation.dashboards.charts import bar_chart, line_chart
 from moderation.dashboards.decorators import admin_required
+from moderation.dashboards.failures import rating_failure_list
 from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
     evaluation_list,
@@ -29,9 +32,12 @@ from moderation.dashboards.selectors import (
     severe_down_class_items,
 )
 from moderation.inference.models import ModelVersion
+from moderation.inference.services import rating_retry
+from moderation.media.models import MediaItem
 from rating_models.ratings import LABELS
 
 SEVERE_LIST_LIMIT = 100
+FAILED_LIST_LIMIT = 100
 
 
 def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
@@ -190,8 +196,26 @@ def health(request: HttpRequest) -> HttpResponse:
         y_label="labels",
         colour="#009e73",
     )
-    context = {"health": report, "chart": chart, "moderators_chart": moderators_chart}
+    failed, failed_total = rating_failure_list(limit=FAILED_LIST_LIMIT)
+    context = {
+        "health": report,
+        "chart": chart,
+        "moderators_chart": moderators_chart,
+        "failed": failed,
+        "failed_total": failed_total,
+    }
     return render(request, "dashboards/health.html", context)
+
+
+@require_POST
+@admin_required
+def health_retry(request: HttpRequest, uid: UUID) -> HttpResponse:
+    item = get_object_or_404(MediaItem, uid=uid)
+    if rating_retry(item=item):
+        messages.success(request, f"Item {uid} is queued for rating again.")
+    else:
+        messages.info(request, f"Item {uid} had no failed rating to retry.")
+    return redirect("dashboards:health")
 
 
 @require_GET

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from moderation.inference.models import ModelVersion, Prediction
+from moderation.inference.models import ModelVersion, Prediction, RatingDispatch
 
 
 @admin.register(ModelVersion)
@@ -27,4 +27,20 @@ class PredictionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(RatingDispatch)
+class RatingDispatchAdmin(admin.ModelAdmin):
+    list_display = ["item", "dispatched_at", "attempts", "failed_at", "failure"]
+    list_filter = [("failed_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["item", "dispatched_at", "attempts", "failed_at", "failure"]
+    list_select_related = ["item"]
+
+    # Written by ingestion, the sweep and the workers; a failed item is retried from the
+    # moderation health page, which queues it again.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

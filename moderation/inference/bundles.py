@@ -13,8 +13,12 @@ from rating_models.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
-_loaded: dict[tuple[str, str], Bundle] = {}  # by version and bundle path
-_lock = threading.Lock()
+# At most two bundles per process: the champion's, and the one a promotion brings in (loaded in
+# the background before the switch) or the one it replaced. Oldest use evicted first.
+KEPT = 2
+_loaded: dict[tuple[str, str], tuple[ModelVersion, Bundle]] = {}  # by version and bundle path
+_lock = threading.Lock()  # held only to read or change `_loaded`, never during a load
+_loading = threading.Lock()  # one load at a time in a process
 
 
 class NoChampion(RuntimeError):
@@ -25,16 +29,69 @@ def champion() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
 
 
+def _key(version: ModelVersion) -> tuple[str, str]:
+    return (version.version, str(bundle_path(version)))
+
+
+def bundle_loaded(version: ModelVersion) -> Bundle | None:
+    """The version's bundle if this process has loaded it, without loading it."""
+    with _lock:
+        entry = _loaded.get(_key(version))
+    return None if entry is None else entry[1]
+
+
 def bundle_for(version: ModelVersion) -> Bundle:
     """The version's bundle, loaded once per process. A worker that sees a new champion
-    loads it on its next task, with no restart."""
-    path = bundle_path(version)
-    key = (version.version, str(path))
+    loads it on its next task, with no restart; a web process has usually loaded it in the
+    background already (`moderation.training.warm`). Threads that need a bundle already
+    loaded never wait for another's load."""
+    key = _key(version)
     with _lock:
-        if key not in _loaded:
-            _loaded.clear()  # one bundle in memory: the old champion is not needed any more
-            _loaded[key] = Bundle.load(path, device=settings.RATING_DEVICE)
-        return _loaded[key]
+        if key in _loaded:
+            _loaded[key] = _loaded.pop(key)  # most recently used last
+            return _loaded[key][1]
+    with _loading:
+        with _lock:
+            if key in _loaded:  # another thread loaded it meanwhile
+                return _loaded[key][1]
+        bundle = Bundle.load(bundle_path(version), device=settings.RATING_DEVICE)
+        with _lock:
+            _loaded[key] = (version, bundle)
+            while len(_loaded) > KEPT:
+                del _loaded[next(iter(_loaded))]
+        return bundle
+
+
+def bundle_any_loaded() -> tuple[ModelVersion, Bundle] | None:
+    """The most recently used bundle this process holds, with its version, or None."""
+    with _lock:
+        return next(reversed(_loaded.values()), None)
+
+
+_background: set[tuple[str, str]] = set()  # loads started by bundle_load_in_background
+
+
+def bundle_load_in_background(version: ModelVersion) -> threading.Thread | None:
+    """Start loading the version's bundle in a daemon thread (errors are logged); None when
+    such a load is already under way."""
+    key = _key(version)
+    with _lock:
+        if key in _background:
+            return None
+        _background.add(key)
+
+    def load() -> None:
+        try:
+            bundle_for(version)
+        except Exception:
+            log.warning("the bundle of %s did not load", version.version, exc_info=True)
+        finally:
+            with _lock:
+                _background.discard(key)
+
+    thread = threading.Thread(target=load, name=f"load-{version.version}", daemon=True)
+    thread.start()
+    return thread
 
 
 def champion_warm() -> ModelVersion | None:

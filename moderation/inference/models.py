@@ -1,10 +1,14 @@
-"""Model versions (one row per rating bundle) and the predictions they made."""
+"""Model versions (one row per rating bundle), the predictions they made, and where each
+item's rating stands until it is stored (its dispatch lease, or its failure)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
 
 class ModelVersion(models.Model):
@@ -86,3 +90,66 @@ class Prediction(models.Model):
 
     def feature_array(self) -> np.ndarray:
         return np.frombuffer(bytes(self.features), dtype=np.float16)
+
+
+class RatingDispatchQuerySet(models.QuerySet):
+    def stamp(self, *, item_ids: Iterable[int], new: bool = False) -> None:
+        """Record that the items' rating was queued now (one more attempt each). `new`: items
+        stored in this transaction, which have no row yet (ingestion: one INSERT)."""
+        ids, at = set(item_ids), timezone.now()
+        if new:
+            self.bulk_create(
+                [RatingDispatch(item_id=pk, dispatched_at=at, attempts=1) for pk in ids]
+            )
+            return
+        updated = self.filter(item_id__in=ids).update(dispatched_at=at, attempts=F("attempts") + 1)
+        if updated < len(ids):  # the others have no row yet; a row made meanwhile is kept
+            self.bulk_create(
+                [RatingDispatch(item_id=pk, dispatched_at=at, attempts=1) for pk in ids],
+                ignore_conflicts=True,
+            )
+
+    def unstamp(self, *, item_ids: Iterable[int]) -> None:
+        """The broker refused the message: the items count as never queued, for the sweep."""
+        self.filter(item_id__in=set(item_ids)).update(dispatched_at=None)
+
+
+class RatingDispatch(models.Model):
+    """Where one item's rating stands while the champion has not stored it: when it was last
+    queued (ingestion, the sweep, an admin's retry), and whether reading it failed.
+
+    The sweep queues an item again only once its last dispatch is older than
+    RATING_LEASE_SECONDS, so the messages already waiting are not doubled after a restart.
+    A failed item (its image missing, corrupt, a decompression bomb) would fail again: no
+    sweep queues it, no batch reads it, until an admin retries it from the health page. The
+    row is deleted when the item's prediction is stored, so the table holds only the items
+    still waiting or failed and the sweep's anti-join stays small.
+    """
+
+    item = models.OneToOneField(
+        "media.MediaItem",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="rating_dispatch",
+    )
+    dispatched_at = models.DateTimeField(null=True, blank=True)  # None: not queued
+    failed_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=300, blank=True)  # why, in a few words
+    attempts = models.PositiveIntegerField(default=0)  # times queued since the last success
+
+    objects = RatingDispatchQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The health page lists the failed items, newest first.
+            models.Index(
+                fields=["-failed_at"],
+                condition=Q(failed_at__isnull=False),
+                name="rating_dispatch_failed",
+            )
+        ]
+
+    def __str__(self) -> str:
+        if self.failed_at is not None:
+            return f"{self.item_id}: failed ({self.failure})"
+        return f"{self.item_id}: queued at {self.dispatched_at}"

@@ -10,6 +10,8 @@ from moderation.inference import bundles, services
 
 @shared_task(
     acks_late=True,
+    # Not about one item: an item that cannot be read fails alone, inside the service. An
+    # OSError that reaches here (the bundle's files, the storage itself) would fail any batch.
     autoretry_for=(OSError,),
     retry_backoff=True,
     max_retries=5,
@@ -17,7 +19,9 @@ from moderation.inference import bundles, services
 def predict_items(item_ids: list[int], gather: bool = False) -> int:
     """Predict the items with the champion, in one batch; idempotent, so a redelivered message
     is harmless. `gather`: with the items received beside them that still wait (a new item's
-    task), up to INFERENCE_BATCH_SIZE; their own tasks then find them done."""
+    task), up to INFERENCE_BATCH_SIZE; their own tasks then find them done. Gathered items keep
+    their own dispatch stamps: by the task's end each is rated or failed, or, if the worker
+    died, left to the sweep."""
     version = bundles.champion()
     if version is None:
         return 0  # the sweep queues them again once a champion exists
@@ -35,13 +39,19 @@ def predict_items(item_ids: list[int], gather: bool = False) -> int:
 
 @shared_task(acks_late=True)
 def sweep_unpredicted(batch_size: int | None = None) -> int:
-    """Queue every item that has no prediction from the champion: covers a broker that was
-    down at ingestion or a message it lost."""
+    """Queue the items that have no prediction from the champion and whose rating is not
+    already queued (within its lease) nor failed: covers a broker that was down at ingestion
+    or a message it lost, without doubling the messages still waiting. Returns how many items
+    were queued; with the broker unreachable it stops, and the next sweep goes on."""
     version = bundles.champion()
     if version is None:
         return 0
-    ids = list(services.items_unpredicted(version).order_by("pk").values_list("pk", flat=True))
+    ids = list(services.items_due(version).order_by("pk").values_list("pk", flat=True))
     batch_size = batch_size or settings.INFERENCE_BATCH_SIZE
+    queued = 0
     for start in range(0, len(ids), batch_size):
-        predict_items.delay(ids[start : start + batch_size])
-    return len(ids)
+        batch = ids[start : start + batch_size]
+        if not services.ratings_dispatch(item_ids=batch):
+            break
+        queued += len(batch)
+    return queued

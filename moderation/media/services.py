@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from moderation.dispatch import enqueue
+from moderation.inference.models import RatingDispatch
 from moderation.media.models import ApiClient, MediaItem
 from moderation.media.validation import (
     NormalisedImage,
@@ -126,6 +127,9 @@ def _store(
             label_create(item=item, level=level, moderator=None, origin=label_origin)
         elif queue_for_review:
             ReviewState.objects.create(item=item, state=ReviewState.State.QUEUED)
+        # Stamped with the item, before any worker can see it: the sweep leaves its rating to
+        # the message below for RATING_LEASE_SECONDS instead of queueing it a second time.
+        RatingDispatch.objects.stamp(item_ids=[item.pk], new=True)
     except BaseException:
         if normalised is not None:  # only the file written here: a correction shares its image
             item.image.delete(save=False)
@@ -134,6 +138,8 @@ def _store(
 
     def sent(queued: bool) -> None:
         item.prediction_queued = queued
+        if not queued:  # never queued, then: the next sweep queues it
+            RatingDispatch.objects.unstamp(item_ids=[item.pk])
 
     # With the items received beside it that still wait: they are rated in one batch.
     enqueue("moderation.inference.tasks.predict_items", [item.pk], gather=True, sent=sent)

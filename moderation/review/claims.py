@@ -28,7 +28,10 @@ State = ReviewState.State
 
 
 def review_priorities_update(*, item_ids: Sequence[int], version: ModelVersion) -> None:
-    """Set the queue priority of items from the version's predictions."""
+    """Set the queue priority of items from the version's predictions, if it is the champion
+    (a version being promoted rates the queue first; its priorities land with the switch)."""
+    if not ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.CHAMPION).exists():
+        return
     predictions = Prediction.objects.filter(item_id__in=item_ids, model_version=version)
     states = {s.item_id: s for s in ReviewState.objects.filter(item_id__in=item_ids)}
     changed = []

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from moderation.audit.models import AuditEvent
 from moderation.audit.services import Action, audit_event, audit_write
-from moderation.inference.models import ModelVersion, Prediction
+from moderation.inference.selectors import prediction_get_shown
 from moderation.media.models import MediaItem
 from moderation.review.labels import label_get_current
 from moderation.review.models import Decision, Label, ReviewState
@@ -160,13 +160,7 @@ def decision_record(
 
 
 def _label_write(decision: Decision, current: Label | None) -> Label:
-    prediction = (
-        Prediction.objects.filter(
-            item=decision.item_id, model_version__status=ModelVersion.Status.CHAMPION
-        )
-        .only("pk", "voter_rating", "mlp_rating")
-        .first()
-    )
+    prediction = prediction_get_shown(item_id=decision.item_id)  # the one the moderator saw
     return Label.objects.create(
         item_id=decision.item_id,
         decision=decision,

@@ -48,14 +48,6 @@ def review_queue_size(*, moderator: AbstractBaseUser) -> int:
     return review_state_list_open(moderator=moderator)[: QUEUE_SIZE_SHOWN + 1].count()
 
 
-def prediction_get_champion(*, item: MediaItem) -> Prediction | None:
-    return (
-        Prediction.objects.filter(item=item, model_version__status=ModelVersion.Status.CHAMPION)
-        .select_related("model_version")
-        .first()
-    )
-
-
 def label_get_previous(
     *, moderator: AbstractBaseUser, exclude_item: MediaItem | None = None
 ) -> Label | None:

@@ -12,6 +12,7 @@ from django_htmx.middleware import HtmxDetails
 
 from moderation.audit.selectors import audit_event_list_for_item
 from moderation.audit.services import Action, audit_record
+from moderation.inference.selectors import prediction_get_shown
 from moderation.media.models import MediaItem
 from moderation.review.claims import (
     item_claim_next,
@@ -32,7 +33,6 @@ from moderation.review.selectors import (
     item_label_list,
     item_prediction_list,
     label_get_previous,
-    prediction_get_champion,
     prediction_list_down_classed,
     review_queue_size,
 )
@@ -50,7 +50,7 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def _panel_context(request: HtmxHttpRequest, item: MediaItem | None) -> dict:
-    prediction = None if item is None else prediction_get_champion(item=item)
+    prediction = None if item is None else prediction_get_shown(item_id=item.pk)
     return {
         "item": item,
         "summary": None if prediction is None else prediction_summary(prediction),

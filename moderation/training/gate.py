@@ -1,9 +1,9 @@
-"""Evaluation of model versions, the promotion gate, and the registry's status changes.
+"""Evaluation of model versions and the promotion gate.
 
 A version is scored on labelled examples (`evaluation_create`; from its manifest when it was
 registered, on live labels for the trend); the gate judges a candidate's suggested rating
-against the champion's on the same items; promotion, rollback and retirement go through the
-registry here, each audited (`versions.model_version_status_set`).
+against the champion's on the same items, and `promotion_verdict` says who may promote a
+version and why. The changes of status themselves are `moderation.training.registry`'s.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import dataclasses
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
-from moderation.inference import bundles, versions
+from moderation.inference import bundles
 from moderation.inference.models import ModelVersion
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.evaluation import evaluate_bundle
@@ -173,13 +171,6 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- the registry ----------------------------------------------------------------------------
-
-
-class PromotionRefused(ValueError):
-    """A status change the registry does not make; the message says why."""
-
-
 def promotion_verdict(version: ModelVersion) -> tuple[str, str]:
     """Whether the version may become the champion, and why: ("passed", ...) when the gate
     passed it outright, ("needs_reason", why) when only an admin with a reason may promote it
@@ -205,55 +196,3 @@ def promotion_verdict(version: ModelVersion) -> tuple[str, str]:
     if run.gate.get("needs_admin"):
         return "needs_reason", run.gate["needs_admin"]
     return "passed", "the gate passed it"
-
-
-def model_version_promote(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
-) -> ModelVersion:
-    """Make a candidate the champion once its bundle has loaded; workers load it on their next
-    task. A candidate the gate did not pass outright needs the admin's reason (kept in the
-    audit trail); a retired version, a former champion (`model_version_rollback`) and the
-    candidate of a failed or cancelled run are refused. A missing, corrupt, truncated or
-    incompatible bundle raises (BundleError or the loader's own error) and the champion stays
-    as it was."""
-    version.refresh_from_db(fields=["status"])
-    verdict, why = promotion_verdict(version)
-    reason = reason.strip()
-    if verdict == "refused":
-        raise PromotionRefused(f"{version.version} cannot be promoted: {why}")
-    if verdict == "needs_reason" and not reason:
-        raise PromotionRefused(f"{why}: promoting it needs your reason, kept in the audit trail")
-    bundles.bundle_for(version)
-    return versions.model_version_promote(
-        version=version, actor=actor, reason=reason or "passed the gate"
-    )
-
-
-def model_version_rollback(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None, reason: str = ""
-) -> ModelVersion:
-    """Make a former champion the champion again (its bundle loaded first, as a promotion)."""
-    version.refresh_from_db(fields=["status"])
-    if version.status != ModelVersion.Status.FORMER:
-        raise PromotionRefused(
-            f"only a former champion can be rolled back to; {version.version} is {version.status}"
-        )
-    bundles.bundle_for(version)
-    return versions.model_version_promote(
-        version=version, actor=actor, reason=reason.strip() or "rolled back"
-    )
-
-
-def model_version_retire(
-    *, version: ModelVersion, actor: AbstractBaseUser | None = None
-) -> ModelVersion:
-    """Retire a candidate or a former champion for good: it is never promoted again."""
-    version.refresh_from_db(fields=["status"])
-    if version.status == ModelVersion.Status.CHAMPION:
-        raise PromotionRefused(
-            "the champion cannot be retired: promote or roll back to another first"
-        )
-    with transaction.atomic():
-        return versions.model_version_status_set(
-            version=version, status=ModelVersion.Status.RETIRED, actor=actor, reason="retired"
-        )

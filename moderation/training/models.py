@@ -113,3 +113,67 @@ class TrainedItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} trained {self.model_version_id}"
+
+
+class Promotion(models.Model):
+    """A change of champion (a promotion or a rollback), done in the background so that
+    moderators never notice it: the version's bundle is loaded, the open review queue is
+    rated by it, then the switch and the queue's new priorities land in one transaction.
+
+    The status changes themselves are the audit trail's (`model_status` rows); this row is
+    the change's progress, and why it failed if it did (the champion then stays as it was).
+    """
+
+    class Kind(models.TextChoices):
+        PROMOTE = "promote", "promotion"
+        ROLLBACK = "rollback", "rollback"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        LOADING = "loading", "loading the bundle"
+        RATING = "rating", "rating the review queue"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    ACTIVE = (State.QUEUED, State.LOADING, State.RATING)
+
+    version = models.ForeignKey(
+        "inference.ModelVersion", on_delete=models.PROTECT, related_name="promotions"
+    )
+    # The champion it replaced, set at the switch.
+    previous = models.ForeignKey(
+        "inference.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PROMOTE)
+    state = models.CharField(max_length=7, choices=State.choices, default=State.QUEUED)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # None: the system (a retrain whose candidate passed the gate)
+    reason = models.TextField(blank=True)
+    rated = models.PositiveIntegerField(default=0)  # open items rated by the version so far
+    to_rate = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(auto_now_add=True)  # a stopped one died with its worker
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # True while queued or under way, NULL after: one change of champion at a time.
+    active = models.BooleanField(null=True, unique=True, editable=False, default=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.version_id} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """0..1: loading is the first tenth, rating the queue the rest."""
+        if self.state == self.State.DONE:
+            return 1.0
+        if self.state in (self.State.QUEUED, self.State.LOADING):
+            return 0.0 if self.state == self.State.QUEUED else 0.05
+        return 0.1 + 0.9 * (self.rated / self.to_rate if self.to_rate else 1.0)

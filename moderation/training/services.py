@@ -27,7 +27,7 @@ from moderation.inference import bundles, versions
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
-from moderation.training import features, selectors
+from moderation.training import features, registry, selectors
 from moderation.training.features import stored_outputs
 from moderation.training.gate import evaluation_create, promotion_gate
 from moderation.training.models import TrainedItem, TrainingRun
@@ -280,21 +280,37 @@ def _execute(run: TrainingRun) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(gate=gate)
     promote = gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE
     if promote:
-        verdict = "promoted: the candidate is no worse at down-class errors"
+        verdict = "promoting it: the candidate is no worse at down-class errors"
     elif gate["passed"]:
         verdict = "passed the gate; waiting for an admin to promote it"
     else:
         verdict = "refused: " + "; ".join(c["detail"] for c in gate["checks"] if not c["passed"])
     if gate["needs_admin"]:
         verdict += f" ({gate['needs_admin']})"
+    promotion = None
     with transaction.atomic():
         # The run's row is locked from here to the end: a cancel lands before the verdict,
         # and the candidate is never promoted, or after the run has finished.
         TrainingRun.objects.select_for_update().only("pk").get(pk=run.pk)
-        _progress(run.pk, stage="done", progress=1.0, line=verdict)
         if promote:
-            versions.model_version_promote(version=candidate, reason="passed the gate")
+            try:
+                promotion = registry.promotion_start(
+                    version=candidate, reason="passed the gate", queue=False
+                )
+            except registry.PromotionRefused as refused:
+                verdict = f"passed the gate; not promoted: {refused}"
+        _progress(run.pk, stage="done", progress=1.0, line=verdict)
         _finish(run.pk, State.SUCCEEDED, verdict)
+    if promotion is not None:
+        # This worker brings it in as an admin's promotion does: the review queue rated
+        # first, then the switch.
+        promotion = registry.promotion_execute(promotion.pk)
+        outcome = (
+            "promoted: the candidate is no worse at down-class errors"
+            if promotion.state == promotion.State.DONE
+            else f"passed the gate, but its promotion failed: {promotion.error}"
+        )
+        TrainingRun.objects.filter(pk=run.pk).update(reason=outcome)
 
 
 def _images_line(images: int, reads_images: bool) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from moderation.inference import bundles
-from moderation.training import gate, services
+from moderation.training import gate, registry, services
 
 
 @shared_task(acks_late=True)
@@ -26,3 +26,10 @@ def record_live_figures() -> int | None:
     champion = bundles.champion()
     evaluation = None if champion is None else gate.evaluation_create_live(version=champion)
     return None if evaluation is None else evaluation.pk
+
+
+@shared_task(acks_late=True)
+def run_promotion(promotion_id: int) -> str:
+    """Load the incoming champion, rate the review queue with it, switch; delivered twice, it
+    runs once."""
+    return registry.promotion_execute(promotion_id).state

@@ -13,4 +13,5 @@ urlpatterns = [
     path("versions/<int:pk>/promote/", views.model_version_promote, name="promote"),
     path("versions/<int:pk>/rollback/", views.model_version_rollback, name="rollback"),
     path("versions/<int:pk>/retire/", views.model_version_retire, name="retire"),
+    path("promotion/", views.promotion_panel, name="promotion"),
 ]

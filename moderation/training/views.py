@@ -22,9 +22,9 @@ from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
 from moderation.inference.bundles import champion
 from moderation.inference.models import ModelVersion
-from moderation.training import gate, selectors, services
+from moderation.training import gate, registry, selectors, services
 from moderation.training.forms import TrainingRunStartForm
-from moderation.training.models import TrainingRun
+from moderation.training.models import Promotion, TrainingRun
 
 RUNS_SHOWN = 50
 
@@ -173,6 +173,7 @@ def model_versions(request: HttpRequest) -> HttpResponse:
     versions = ModelVersion.objects.select_related("training_run")
     evaluations = evaluation_latest_by_version(data="test")
     history = model_status_history()
+    promotion = registry.promotion_get_latest()
     rows = [
         {
             "version": v,
@@ -183,31 +184,49 @@ def model_versions(request: HttpRequest) -> HttpResponse:
         }
         for v in versions
     ]
-    return render(request, "training/versions.html", {"rows": rows})
+    context = {
+        "rows": rows,
+        "promotion": promotion,
+        "busy": promotion is not None and promotion.is_active,
+    }
+    return render(request, "training/versions.html", context)
+
+
+@require_GET
+@admin_required
+def promotion_panel(request: HtmxHttpRequest) -> HttpResponse:
+    """The latest promotion's progress, polled every second while it is under way. When the
+    poll finds it finished, the page reloads to show the new statuses."""
+    promotion = registry.promotion_get_latest()
+    response = render(request, "training/partials/_promotion.html", {"promotion": promotion})
+    if request.GET.get("polling") and (promotion is None or not promotion.is_active):
+        response["HX-Refresh"] = "true"
+    return response
+
+
+def _start(request: HttpRequest, version: ModelVersion, kind: str) -> HttpResponse:
+    """Start a promotion or rollback; the versions page follows its progress."""
+    word = "promoted" if kind == Promotion.Kind.PROMOTE else "rolled back"
+    try:
+        registry.promotion_start(
+            version=version, actor=request.user, reason=request.POST.get("reason", ""), kind=kind
+        )
+    except registry.PromotionRefused as refused:
+        messages.error(request, f"Not {word}: {refused}.")
+        return _back(request, "training:versions")
+    messages.success(
+        request,
+        f"{'Promoting' if kind == Promotion.Kind.PROMOTE else 'Rolling back to'} "
+        f"{version.version}: a worker loads its bundle and rates the review queue with it, "
+        "then it becomes the champion. Moderators keep a suggestion throughout.",
+    )
+    return redirect("training:versions")
 
 
 @require_POST
 @admin_required
 def model_version_promote(request: HttpRequest, pk: int) -> HttpResponse:
-    version = get_object_or_404(ModelVersion, pk=pk)
-    try:
-        gate.model_version_promote(
-            version=version, actor=request.user, reason=request.POST.get("reason", "")
-        )
-    except gate.PromotionRefused as refused:
-        messages.error(request, f"Not promoted: {refused}.")
-        return _back(request, "training:versions")
-    # A bundle that no longer loads fails in many ways (files gone, incompatible weights);
-    # whichever, the champion did not change, and the admin needs to read why.
-    except Exception as error:
-        messages.error(
-            request, f"Not promoted: the bundle of {version.version} does not load ({error})."
-        )
-        return _back(request, "training:versions")
-    messages.success(
-        request, f"{version.version} is now the champion; workers load it on their next task."
-    )
-    return _back(request, "training:versions")
+    return _start(request, get_object_or_404(ModelVersion, pk=pk), Promotion.Kind.PROMOTE)
 
 
 @require_POST
@@ -217,20 +236,7 @@ def model_version_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         messages.error(request, f"Not rolled back: confirm the rollback to {version.version}.")
         return _back(request, "training:versions")
-    try:
-        gate.model_version_rollback(
-            version=version, actor=request.user, reason=request.POST.get("reason", "")
-        )
-    except gate.PromotionRefused as refused:
-        messages.error(request, f"Not rolled back: {refused}.")
-        return _back(request, "training:versions")
-    except Exception as error:
-        messages.error(
-            request, f"Not rolled back: the bundle of {version.version} does not load ({error})."
-        )
-        return _back(request, "training:versions")
-    messages.success(request, f"Rolled back: {version.version} is the champion again.")
-    return _back(request, "training:versions")
+    return _start(request, version, Promotion.Kind.ROLLBACK)
 
 
 @require_POST
@@ -238,8 +244,8 @@ def model_version_rollback(request: HttpRequest, pk: int) -> HttpResponse:
 def model_version_retire(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
-        gate.model_version_retire(version=version, actor=request.user)
-    except gate.PromotionRefused as error:
+        registry.model_version_retire(version=version, actor=request.user)
+    except registry.PromotionRefused as error:
         messages.error(request, f"{version.version} not retired: {error}.")
         return _back(request, "training:versions")
     messages.success(request, f"{version.version} retired.")

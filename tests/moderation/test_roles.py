@@ -13,7 +13,7 @@ from django.contrib.admin import site as admin_site
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from moderation.inference.models import ModelVersion
+from moderation.inference.models import ModelVersion, RatingDispatch
 from moderation.media.models import ApiClient
 from moderation.review.models import Label, ReviewState, Skip
 from moderation.training.models import TrainingRun
@@ -69,6 +69,8 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "dashboards:health": {"GET": (LOGIN, LOGIN, 403, 200)},
     "dashboards:health_days_csv": {"GET": (LOGIN, LOGIN, 403, 200)},
     "dashboards:health_moderators_csv": {"GET": (LOGIN, LOGIN, 403, 200)},
+    # 302 for the admin: back to the health page, saying the item had not failed.
+    "dashboards:health_retry": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:runs": {"GET": (LOGIN, LOGIN, 403, 200)},
     "training:start": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:run": {"GET": (LOGIN, LOGIN, 403, 200)},
@@ -77,6 +79,7 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "training:promote": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:rollback": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:retire": {"POST": (LOGIN, LOGIN, 403, 302)},
+    "training:promotion": {"GET": (LOGIN, LOGIN, 403, 200)},
     # The API takes tokens only: a moderator's or an admin's session is no credential there.
     # The token's POSTs get past authentication to validation: the empty body rates nothing.
     "api:items": {"GET": (401, 200, 401, 401), "POST": (401, 400, 401, 401)},
@@ -183,6 +186,7 @@ FORMS = {
     "training:promote": "admin",
     "training:rollback": "admin",
     "training:retire": "admin",
+    "dashboards:health_retry": "admin",
 }
 
 
@@ -200,6 +204,7 @@ def snapshot(world) -> tuple:
         sorted(ModelVersion.objects.values_list("version", "status")),
         sorted(TrainingRun.objects.values_list("pk", "state")),
         item.labels.count(),
+        list(RatingDispatch.objects.values_list("item_id", "dispatched_at", "failed_at")),
     )
 
 

@@ -25,9 +25,10 @@ import amqp
 import kombu
 import pytest
 import redis
+from django.conf import settings
 from django.utils import timezone
 
-from moderation.inference.models import ModelVersion, Prediction
+from moderation.inference.models import ModelVersion, Prediction, RatingDispatch
 from moderation.inference.tasks import sweep_unpredicted
 from moderation.training import services as training
 from moderation.training.models import TrainingRun
@@ -117,7 +118,14 @@ def test_a_worker_killed_mid_batch_leaves_exactly_one_prediction_per_item(
                 assert swept == 0
             else:
                 wait_for(lambda: predicted(ids) == 2 * BATCH, what="the third batch")
-                # The killed batch's message is gone with the worker: the sweep finds its items.
+                # Within their lease the sweep leaves the killed batch's items to its message.
+                assert sweep_unpredicted(batch_size=BATCH) == 0
+                # The message is gone with the worker: once the lease has run out, the sweep
+                # finds its items.
+                lease = timedelta(seconds=settings.RATING_LEASE_SECONDS + 1)
+                RatingDispatch.objects.filter(item_id__in=ids).update(
+                    dispatched_at=timezone.now() - lease
+                )
                 redelivered, swept = 0, sweep_unpredicted(batch_size=BATCH)
                 assert swept == BATCH
                 wait_for(lambda: predicted(ids) == ITEMS, what="the swept batch")

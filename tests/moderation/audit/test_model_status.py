@@ -7,7 +7,7 @@ import pytest
 from moderation.audit.models import AuditEvent
 from moderation.inference.models import ModelVersion
 from moderation.inference.versions import model_version_promote
-from moderation.training.gate import model_version_retire
+from moderation.training.registry import model_version_retire
 from tests.moderation.review.conftest import make_version
 
 pytestmark = pytest.mark.django_db

@@ -53,9 +53,11 @@ def test_a_new_item_is_written_without_being_read_back(api, settings) -> None:
     with CaptureQueriesContext(connection) as queries:
         response = api.post(ITEMS, {"prompt": "a red car", "external_id": "c1"}, format="json")
     assert response.status_code == 201, response.content
-    # The look-up that makes the same external id the same item, then the item and its
-    # review state.
-    assert statements(queries) == ["SELECT", "INSERT", "INSERT"], [q["sql"] for q in queries]
+    # The look-up that makes the same external id the same item, then the item, its review
+    # state and its rating's dispatch stamp (the sweep's lease).
+    assert statements(queries) == ["SELECT", "INSERT", "INSERT", "INSERT"], [
+        q["sql"] for q in queries
+    ]
 
 
 def test_the_answer_to_a_new_item_is_the_item_as_stored(api) -> None:

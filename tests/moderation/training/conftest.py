@@ -102,3 +102,13 @@ def labelled_pictures(image_champion):
 def fitted_images() -> int:
     """Labelled training items with an image that a retrain fits on (validation held out)."""
     return selectors.training_images()["fitted"]
+
+
+def run_promotions() -> list:
+    """Run the promotions the views queued, as the inference worker would (tests queue Celery
+    messages to memory, and their transactions never commit)."""
+    from moderation.training import registry
+    from moderation.training.models import Promotion
+
+    queued = Promotion.objects.filter(state=Promotion.State.QUEUED).order_by("pk")
+    return [registry.promotion_execute(p.pk) for p in queued]

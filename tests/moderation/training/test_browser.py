@@ -85,9 +85,14 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
         candidate = page.locator("[data-candidate-version]").get_attribute("data-candidate-version")
         page.screenshot(path=str(screenshot_path("retrain-gate.png", tmp_path)), full_page=True)
 
-        page.click("text=Promote candidate")
-        expect(page.locator(".messages")).to_contain_text(f"{candidate} is now the champion")
-        expect(page.locator(".run-actions")).to_contain_text("champion")
+        page.click("text=Promote candidate")  # returns at once; a worker brings it in
+        expect(page.locator(".messages")).to_contain_text(f"Promoting {candidate}")
+        panel = page.locator("#promotion")
+        expect(panel).to_have_attribute("data-state", "queued")
+        with worker(redis_url, queues="inference,default", env=worker_env):
+            expect(panel).to_contain_text("became the champion", timeout=120_000)
+        row = page.locator(f"tr[data-version='{candidate}']")
+        expect(row).to_have_attribute("data-status", "champion")
 
         page.goto(f"{live_server.url}/dashboards/")
         expect(page.locator("main")).to_contain_text(candidate)

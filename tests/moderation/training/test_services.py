@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from moderation.inference.models import ModelVersion
-from moderation.training import gate, selectors, services
+from moderation.training import gate, registry, selectors, services
 from moderation.training.gate import promotion_gate
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.train import BundleConfig, train_bundle
@@ -245,7 +245,7 @@ def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
     first = ModelVersion.objects.get(status="champion")
     run = services.training_run_execute(run_id=services.training_run_start().pk)
     assert run.candidate.status == "champion"
-    gate.model_version_rollback(version=first)
+    registry.promotion_run_now(version=first, kind="rollback")
     first.refresh_from_db()
     run.candidate.refresh_from_db()
     assert first.status == "champion" and run.candidate.status == "former"
@@ -297,7 +297,7 @@ def test_a_full_retrain_trains_every_expert_again_and_reports_each(labelled, set
 
 def test_the_champion_cannot_be_retired(champion):
     with pytest.raises(ValueError, match="cannot be retired"):
-        gate.model_version_retire(version=champion)
+        registry.model_version_retire(version=champion)
 
 
 def test_the_schedule_starts_a_retrain_only_with_enough_new_labels(

@@ -9,6 +9,7 @@ from moderation.inference.models import ModelVersion
 from moderation.training import services
 from moderation.training.gate import promotion_gate
 from moderation.training.models import TrainingRun
+from tests.moderation.training.conftest import run_promotions
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +121,13 @@ def test_promoting_a_candidate_makes_it_the_champion(carol_client, champion, bun
     run = finished_run(champion, candidate=candidate, gate=PASSED)
     back = reverse("training:run", args=[run.pk])
     response = carol_client.post(reverse("training:promote", args=[candidate.pk]), {"next": back})
-    assert response.url == back
+    # It returns at once: the versions page follows the promotion, which a worker runs.
+    assert response.url == reverse("training:versions")
+    candidate.refresh_from_db()
+    assert candidate.status == "candidate"
+    page = carol_client.get(response.url).text
+    assert 'id="promotion"' in page and "Promoting" in page
+    run_promotions()
     candidate.refresh_from_db()
     champion.refresh_from_db()
     assert (candidate.status, champion.status) == ("champion", "former")
@@ -149,25 +156,37 @@ def test_a_candidate_whose_bundle_does_not_load_is_never_promoted(
     finished_run(champion, candidate=candidate, gate=PASSED)
 
     response = carol_client.post(reverse("training:promote", args=[candidate.pk]), follow=True)
+    promotions = run_promotions()
 
     candidate.refresh_from_db()
     champion.refresh_from_db()
     assert (candidate.status, champion.status) == ("candidate", "champion")
-    assert "Not promoted: the bundle of cand-1 does not load" in response.text
+    if damage == "gone":  # refused at once
+        assert promotions == []
+        assert "Not promoted: the bundle of cand-1 does not load" in response.text
+    else:  # the worker finds out
+        (promotion,) = promotions
+        assert promotion.state == "failed" and "the champion is unchanged" in promotion.error
+        page = carol_client.get(reverse("training:versions")).text
+        assert 'The promotion of <span class="mono">cand-1</span> failed' in page
 
 
 def test_rolling_back_restores_an_earlier_version(carol_client, champion, bundle_dir):
     newer = ModelVersion.objects.create(version="newer", path=str(bundle_dir))
     finished_run(champion, candidate=newer, gate=PASSED)
     carol_client.post(reverse("training:promote", args=[newer.pk]))
+    run_promotions()
     url = reverse("training:rollback", args=[champion.pk])
     unconfirmed = carol_client.post(url, follow=True)
     assert "confirm the rollback" in unconfirmed.text
     response = carol_client.post(url, {"confirm": "yes"}, follow=True)
+    assert "Rolling back to" in response.text
+    run_promotions()
     champion.refresh_from_db()
     newer.refresh_from_db()
     assert (champion.status, newer.status) == ("champion", "former")
-    assert "is the champion again" in response.text
+    page = carol_client.get(reverse("training:versions")).text
+    assert "became the champion" in page and "(rollback by carol)" in page
 
 
 def test_a_version_whose_bundle_is_gone_is_not_rolled_back_to(carol_client, champion):
