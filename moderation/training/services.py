@@ -14,15 +14,12 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from moderation.dispatch import enqueue
 from moderation.inference import bundles, versions
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion, Prediction
@@ -31,6 +28,13 @@ from moderation.training import features, registry, selectors
 from moderation.training.features import stored_outputs
 from moderation.training.gate import evaluation_create, promotion_gate
 from moderation.training.models import TrainedItem, TrainingRun
+from moderation.training.runs import (
+    TrainingCancelled,
+    run_finish,
+    run_progress,
+    run_release_cancelled,
+    training_runs_expire_stale,
+)
 from rating_models.bundle import Bundle, new_version
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
 from rating_models.examples import Example
@@ -41,102 +45,6 @@ from rating_models.train import BundleConfig, image_experts, train_bundle
 log = logging.getLogger(__name__)
 
 State = TrainingRun.State
-
-
-class TrainingBusy(RuntimeError):
-    """A retrain is already queued or running."""
-
-
-class TrainingCancelled(RuntimeError):
-    """An admin cancelled the run."""
-
-
-# -- starting and following a run ------------------------------------------------------------
-
-
-def training_run_start(
-    *,
-    mode: str = TrainingRun.Mode.MLP,
-    started_by: AbstractBaseUser | None = None,
-    trigger: str = "admin",
-) -> TrainingRun:
-    """Queue a retrain. Refused while another is queued or running (TrainingBusy)."""
-    training_runs_expire_stale()
-    try:
-        with transaction.atomic():
-            run = TrainingRun.objects.create(
-                mode=mode, started_by=started_by, trigger=trigger, base_version=bundles.champion()
-            )
-    except IntegrityError:
-        raise TrainingBusy("a retrain is already queued or running") from None
-
-    def sent(queued: bool) -> None:
-        if not queued:  # the broker is down: the run must not hold the lock forever
-            _finish(run.pk, State.FAILED, "could not queue the run: the broker is unreachable")
-
-    enqueue("moderation.training.tasks.run_training", run.pk, sent=sent)
-    return run
-
-
-def training_runs_expire_stale() -> int:
-    """Fail runs whose worker died: their heartbeat stopped, the champion never changed.
-
-    Called before a run starts, when a run's message is delivered (again) and by the periodic
-    retrain check, so a killed run is failed even when its broker lost the message.
-    """
-    now = timezone.now()
-    cutoff = now - timedelta(minutes=settings.TRAINING_STALE_MINUTES)
-    stale = TrainingRun.objects.filter(active=True, heartbeat_at__lt=cutoff)
-    # A run cancelled while running, whose worker then died, stays cancelled.
-    released = stale.filter(state=State.CANCELLED).update(active=None, finished_at=now)
-    return released + stale.exclude(state=State.CANCELLED).update(
-        state=State.FAILED,
-        active=None,
-        reason="the worker stopped sending heartbeats (killed or lost); the champion is unchanged",
-        finished_at=now,
-    )
-
-
-def training_run_cancel(*, run: TrainingRun) -> None:
-    """Stop a run; the champion stays. A queued run never starts. A running one stops at its
-    next stage and holds the lock until then: no second run starts beside a cancelled run
-    whose worker is still at work (or until its heartbeat stops, if the worker dies)."""
-    reason = "cancelled by an admin"
-    runs = TrainingRun.objects.filter(pk=run.pk, active=True)
-    runs.filter(state=State.QUEUED).update(
-        state=State.CANCELLED, active=None, reason=reason, finished_at=timezone.now()
-    )
-    runs.filter(state=State.RUNNING).update(state=State.CANCELLED, reason=reason)
-
-
-def _progress(run_id: int, *, stage: str, progress: float, line: str) -> None:
-    """Record where the run is, in its own short write, so the browser can follow it; stop
-    the run here when it was cancelled (or failed as stale) meanwhile."""
-    run = TrainingRun.objects.get(pk=run_id)
-    if run.state != State.RUNNING:
-        raise TrainingCancelled(run.reason)
-    stamp = timezone.now().strftime("%H:%M:%S")
-    TrainingRun.objects.filter(pk=run_id).update(
-        stage=stage,
-        progress=progress,
-        log=run.log + f"{stamp} {line}\n",
-        heartbeat_at=timezone.now(),
-    )
-    log.info("training run %s: %s", run_id, line)
-
-
-def _finish(run_id: int, state: str, reason: str) -> None:
-    # Only a queued or running run finishes: a cancel that landed a moment earlier is kept.
-    TrainingRun.objects.filter(pk=run_id, active=True, state__in=TrainingRun.ACTIVE).update(
-        state=state, active=None, reason=reason, finished_at=timezone.now()
-    )
-
-
-def _release_cancelled(run_id: int) -> None:
-    """A cancelled run's worker has stopped: the next run may start."""
-    TrainingRun.objects.filter(pk=run_id, active=True, state=State.CANCELLED).update(
-        active=None, finished_at=timezone.now()
-    )
 
 
 # -- the run itself --------------------------------------------------------------------------
@@ -161,9 +69,9 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
         pass
     except Exception as error:
         log.exception("training run %s failed", run_id)
-        _finish(run_id, State.FAILED, f"{type(error).__name__}: {error}")
+        run_finish(run_id, State.FAILED, f"{type(error).__name__}: {error}")
     finally:
-        _release_cancelled(run_id)
+        run_release_cancelled(run_id)
     return TrainingRun.objects.get(pk=run_id)
 
 
@@ -198,7 +106,7 @@ def _execute(run: TrainingRun) -> None:
     champion = bundles.champion()
     if champion is None:
         raise RuntimeError("there is no champion to retrain from")
-    _progress(run.pk, stage="data", progress=0.05, line="selecting labelled items")
+    run_progress(run.pk, stage="data", progress=0.05, line="selecting labelled items")
     train_items = selectors.training_items()
     if run.mode == TrainingRun.Mode.MLP:
         # Stored features stand for prompts and images; the ids find out-of-fold outputs.
@@ -218,7 +126,7 @@ def _execute(run: TrainingRun) -> None:
     validation = selectors.validation_split([i.uid for i in train_items])
     held_out = [i for i, v in zip(train_items, validation, strict=True) if v]
     fitted = [i for i, v in zip(train_items, validation, strict=True) if not v]
-    _progress(
+    run_progress(
         run.pk,
         stage="data",
         progress=0.1,
@@ -226,7 +134,7 @@ def _execute(run: TrainingRun) -> None:
     )
     images = sum(bool(i.image) for i in fitted)
     reads_images = images >= selectors.min_image_labels()
-    _progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
+    run_progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
     champion_bundle = bundles.bundle_for(champion)
     if run.mode == TrainingRun.Mode.FULL:
         candidate_bundle = _train_full(run, champion, fitted, held_out)
@@ -235,7 +143,7 @@ def _execute(run: TrainingRun) -> None:
             run, champion, champion_bundle, fitted, held_out, reads_images=reads_images
         )
 
-    _progress(run.pk, stage="evaluation", progress=0.7, line="saving the candidate")
+    run_progress(run.pk, stage="evaluation", progress=0.7, line="saving the candidate")
     # Named by its own version: run ids restart with every database, bundle versions do not.
     version = new_version()
     candidate_bundle.manifest = {**candidate_bundle.manifest, "version": version}
@@ -270,12 +178,12 @@ def _execute(run: TrainingRun) -> None:
         # over the test split twice.
         _predict_missing(run, champion, test_items, progress=0.72)
         outputs = stored_outputs(champion_bundle, champion, test_items)
-    _progress(run.pk, stage="evaluation", progress=0.75, line="evaluating the candidate")
+    run_progress(run.pk, stage="evaluation", progress=0.75, line="evaluating the candidate")
     candidate_eval = evaluation_create(version=candidate, examples=test_examples, outputs=outputs)
-    _progress(run.pk, stage="evaluation", progress=0.85, line="evaluating the champion")
+    run_progress(run.pk, stage="evaluation", progress=0.85, line="evaluating the champion")
     champion_eval = evaluation_create(version=champion, examples=test_examples, outputs=outputs)
 
-    _progress(run.pk, stage="gate", progress=0.95, line="judging the candidate")
+    run_progress(run.pk, stage="gate", progress=0.95, line="judging the candidate")
     gate = promotion_gate(candidate=candidate_eval.report, champion=champion_eval.report)
     TrainingRun.objects.filter(pk=run.pk).update(gate=gate)
     promote = gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE
@@ -299,8 +207,8 @@ def _execute(run: TrainingRun) -> None:
                 )
             except registry.PromotionRefused as refused:
                 verdict = f"passed the gate; not promoted: {refused}"
-        _progress(run.pk, stage="done", progress=1.0, line=verdict)
-        _finish(run.pk, State.SUCCEEDED, verdict)
+        run_progress(run.pk, stage="done", progress=1.0, line=verdict)
+        run_finish(run.pk, State.SUCCEEDED, verdict)
     if promotion is not None:
         # This worker brings it in as an admin's promotion does: the review queue rated
         # first, then the switch.
@@ -341,7 +249,7 @@ def _train_full(
     config["min_image_labels"] = selectors.min_image_labels()
     bundle_config = BundleConfig.from_preset("fast", config)
     names = [spec["name"] for spec in bundle_config.experts]
-    _progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
+    run_progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
 
     later = {"features": 0.55, "mlp": 0.6}
 
@@ -351,9 +259,9 @@ def _train_full(
             name = stage.removeprefix("expert:")
             done = names.index(name) if name in names else 0
             progress = 0.15 + 0.4 * done / max(1, len(names))
-            _progress(run.pk, stage="experts", progress=progress, line=f"training expert {name}")
+            run_progress(run.pk, stage="experts", progress=progress, line=f"training expert {name}")
         elif stage in later:
-            _progress(run.pk, stage=stage, progress=later[stage], line=f"stage {stage}")
+            run_progress(run.pk, stage=stage, progress=later[stage], line=f"stage {stage}")
 
     return train_bundle(
         [_labelled_example(i) for i in fitted],
@@ -377,7 +285,7 @@ def _train_mlp(
     never in-sample ones (but for a bundle without out-of-fold outputs: a warning says so).
     The experts stay as they are; the image expert's columns stay empty unless
     `reads_images`."""
-    _progress(run.pk, stage="features", progress=0.2, line="loading the experts' outputs")
+    run_progress(run.pk, stage="features", progress=0.2, line="loading the experts' outputs")
     out_of_fold = _champion_out_of_fold(run, champion, bundle)
     items = [*fitted, *held_out]
     ids = features.out_of_fold_ids(out_of_fold, items)
@@ -388,7 +296,7 @@ def _train_mlp(
     mlp = MultimodalMLP(bundle.mlp.slots, MLPConfig(**dataclasses.asdict(bundle.mlp.config)))
     x, y = features.mlp_rows(mlp, bundle, champion, items, ids, out_of_fold, unread=unread)
     n, from_oof = len(fitted), sum(k is not None for k in ids)
-    _progress(
+    run_progress(
         run.pk,
         stage="mlp",
         progress=0.4,
@@ -396,7 +304,7 @@ def _train_mlp(
         f"the champion's out-of-fold outputs, {len(items) - from_oof} from stored predictions",
     )
     report = mlp.fit(x[:n], y[:n], x[n:], y[n:])
-    _progress(
+    run_progress(
         run.pk,
         stage="mlp",
         progress=0.65,
@@ -430,7 +338,7 @@ def _champion_out_of_fold(
     if problem is None:
         return out_of_fold
     log.warning("training run %s: %s", run.pk, problem)
-    _progress(run.pk, stage="features", progress=0.22, line=f"warning: {problem}")
+    run_progress(run.pk, stage="features", progress=0.22, line=f"warning: {problem}")
     return None
 
 
@@ -446,23 +354,10 @@ def _predict_missing(
     )
     missing = [pk for pk in wanted if pk not in stored]
     if missing:
-        _progress(
+        run_progress(
             run.pk,
             stage="features",
             progress=progress,
             line=f"predicting {len(missing)} items that have no stored features yet",
         )
         inference.predictions_create(item_ids=missing, version=champion)
-
-
-def retrain_if_enough_labels() -> TrainingRun | None:
-    """The periodic check: start an MLP retrain once enough new training labels exist."""
-    training_runs_expire_stale()
-    last = TrainingRun.objects.order_by("-created_at").first()
-    count = selectors.new_training_label_count(since=None if last is None else last.created_at)
-    if count < settings.RETRAIN_MIN_NEW_LABELS:
-        return None
-    try:
-        return training_run_start(mode=TrainingRun.Mode.MLP, trigger="schedule")
-    except TrainingBusy:
-        return None

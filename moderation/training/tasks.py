@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from moderation.inference import bundles
-from moderation.training import gate, registry, services
+from moderation.training import gate, registry, runs, services
 
 
 @shared_task(acks_late=True)
@@ -16,7 +16,7 @@ def run_training(run_id: int) -> str:
 
 @shared_task(acks_late=True)
 def retrain_if_enough_labels() -> int | None:
-    run = services.retrain_if_enough_labels()
+    run = runs.retrain_if_enough_labels()
     return None if run is None else run.pk
 
 

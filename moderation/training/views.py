@@ -22,7 +22,7 @@ from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
 from moderation.inference.bundles import champion
 from moderation.inference.models import ModelVersion
-from moderation.training import gate, registry, selectors, services
+from moderation.training import gate, registry, runs, selectors
 from moderation.training.forms import TrainingRunStartForm
 from moderation.training.models import Promotion, TrainingRun
 
@@ -124,8 +124,8 @@ def training_start(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Choose what to retrain: the MLP only, or experts and MLP.")
         return redirect("training:runs")
     try:
-        run = services.training_run_start(mode=form.cleaned_data["mode"], started_by=request.user)
-    except services.TrainingBusy:
+        run = runs.training_run_start(mode=form.cleaned_data["mode"], started_by=request.user)
+    except runs.TrainingBusy:
         active = TrainingRun.objects.filter(active=True).first()
         messages.error(
             request,
@@ -160,7 +160,7 @@ def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def training_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(TrainingRun, pk=pk)
     if run.is_active:
-        services.training_run_cancel(run=run)
+        runs.training_run_cancel(run=run)
         messages.info(request, f"Run #{run.pk} cancelled: it stops at its next stage.")
     else:
         messages.info(request, f"Run #{run.pk} had already finished ({run.state}).")

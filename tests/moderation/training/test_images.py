@@ -12,7 +12,7 @@ from django.urls import reverse
 from moderation.inference.bundles import bundle_for
 from moderation.inference.models import Prediction
 from moderation.inference.services import predictions_create
-from moderation.training import services
+from moderation.training import runs, services
 from moderation.training.models import TrainingRun
 from tests.moderation.training.conftest import fitted_images
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def retrain(mode: str, settings) -> TrainingRun:
     settings.GATE_MIN_EXPLICIT = 0
-    run = services.training_run_execute(run_id=services.training_run_start(mode=mode).pk)
+    run = services.training_run_execute(run_id=runs.training_run_start(mode=mode).pk)
     assert run.state == TrainingRun.State.SUCCEEDED, run.reason
     return run
 

@@ -10,7 +10,7 @@ import pytest
 from moderation.inference.bundles import bundle_for
 from moderation.inference.models import Prediction
 from moderation.media.services import item_create
-from moderation.training import features, selectors, services
+from moderation.training import features, runs, selectors, services
 from moderation.training.models import TrainingRun
 from rating_models.combine.mlp import MultimodalMLP
 from rating_models.stacking import OUT_OF_FOLD_FILE, read_out_of_fold
@@ -53,7 +53,7 @@ def fit_rows(monkeypatch):
 
 def run_mlp_retrain(settings) -> TrainingRun:
     settings.GATE_MIN_EXPLICIT = 0
-    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    run = services.training_run_execute(run_id=runs.training_run_start().pk)
     assert run.state == TrainingRun.State.SUCCEEDED, run.reason
     return run
 

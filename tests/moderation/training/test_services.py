@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from moderation.inference.models import ModelVersion
-from moderation.training import gate, registry, selectors, services
+from moderation.training import gate, registry, runs, selectors, services
 from moderation.training.gate import promotion_gate
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.train import BundleConfig, train_bundle
@@ -83,7 +83,7 @@ def test_an_mlp_retrain_produces_a_candidate_judged_beside_the_champion(labelled
     settings.GATE_DCM_TOLERANCE = 1.0
     settings.GATE_SEVERE_TOLERANCE = 100
     champion = ModelVersion.objects.get(status="champion")
-    run = services.training_run_start()
+    run = runs.training_run_start()
     run = services.training_run_execute(run_id=run.pk)
     assert run.state == TrainingRun.State.SUCCEEDED, run.reason
     assert run.n_train == 24 and run.n_test == 24
@@ -103,7 +103,7 @@ def test_a_candidate_that_fails_the_gate_stays_a_candidate_and_says_why(labelled
     settings.GATE_MIN_EXPLICIT = 0
     settings.GATE_F1_TOLERANCE = -2.0  # no candidate can pass
     champion = ModelVersion.objects.get(status="champion")
-    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    run = services.training_run_execute(run_id=runs.training_run_start().pk)
     assert run.state == TrainingRun.State.SUCCEEDED
     assert run.candidate.status == ModelVersion.Status.CANDIDATE
     assert run.reason.startswith("refused: macro-F1")
@@ -112,18 +112,18 @@ def test_a_candidate_that_fails_the_gate_stays_a_candidate_and_says_why(labelled
 
 
 def test_two_retrains_cannot_overlap(champion):
-    services.training_run_start()
-    with pytest.raises(services.TrainingBusy):
-        services.training_run_start(trigger="schedule")
+    runs.training_run_start()
+    with pytest.raises(runs.TrainingBusy):
+        runs.training_run_start(trigger="schedule")
 
 
 def test_a_run_killed_mid_way_leaves_the_champion_and_frees_the_next_run(champion, settings):
-    killed = services.training_run_start()
+    killed = runs.training_run_start()
     TrainingRun.objects.filter(pk=killed.pk).update(
         state="running",
         heartbeat_at=timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES + 1),
     )
-    nxt = services.training_run_start()
+    nxt = runs.training_run_start()
     killed.refresh_from_db()
     assert killed.state == "failed" and "heartbeats" in killed.reason
     assert nxt.state == "queued"
@@ -132,7 +132,7 @@ def test_a_run_killed_mid_way_leaves_the_champion_and_frees_the_next_run(champio
 
 def killed_run(settings) -> TrainingRun:
     """A run left "running" by a worker killed more than TRAINING_STALE_MINUTES ago."""
-    run = services.training_run_start()
+    run = runs.training_run_start()
     TrainingRun.objects.filter(pk=run.pk).update(
         state="running",
         heartbeat_at=timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES + 1),
@@ -149,20 +149,20 @@ def test_a_killed_runs_redelivered_message_fails_it_and_runs_nothing(champion, s
 
 
 def test_a_redelivered_message_leaves_a_live_run_alone(champion):
-    live = services.training_run_start()
+    live = runs.training_run_start()
     TrainingRun.objects.filter(pk=live.pk).update(state="running", heartbeat_at=timezone.now())
     assert services.training_run_execute(run_id=live.pk).state == "running"
 
 
 def test_the_periodic_check_fails_a_killed_run_whose_message_was_lost(champion, settings):
     killed = killed_run(settings)
-    assert services.retrain_if_enough_labels() is None  # too few labels to start another
+    assert runs.retrain_if_enough_labels() is None  # too few labels to start another
     killed.refresh_from_db()
     assert killed.state == "failed" and killed.active is None
 
 
 def test_a_failed_run_says_why_and_leaves_the_champion(champion):
-    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    run = services.training_run_execute(run_id=runs.training_run_start().pk)
     assert run.state == TrainingRun.State.FAILED
     assert "need labelled items" in run.reason
     assert run.active is None
@@ -170,16 +170,16 @@ def test_a_failed_run_says_why_and_leaves_the_champion(champion):
 
 
 def test_a_cancelled_run_does_not_run(champion):
-    run = services.training_run_start()
-    services.training_run_cancel(run=run)
+    run = runs.training_run_start()
+    runs.training_run_cancel(run=run)
     run = services.training_run_execute(run_id=run.pk)
     assert run.state == "cancelled" and run.candidate is None
 
 
 def test_a_cancelled_queued_run_frees_the_next_run_at_once(champion):
-    run = services.training_run_start()
-    services.training_run_cancel(run=run)
-    assert services.training_run_start().state == "queued"
+    run = runs.training_run_start()
+    runs.training_run_cancel(run=run)
+    assert runs.training_run_start().state == "queued"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -195,7 +195,7 @@ def test_a_run_cancelled_while_running_holds_the_lock_until_its_worker_stops(lab
         return select()
 
     monkeypatch.setattr(services.selectors, "training_items", held_in_the_data_stage)
-    run = services.training_run_start()
+    run = runs.training_run_start()
     finished = []
 
     def worker():
@@ -208,11 +208,11 @@ def test_a_run_cancelled_while_running_holds_the_lock_until_its_worker_stops(lab
     thread.start()
     try:
         assert reached.wait(30)
-        services.training_run_cancel(run=run)
+        runs.training_run_cancel(run=run)
         run.refresh_from_db()
         assert (run.state, run.active) == ("cancelled", True)
-        with pytest.raises(services.TrainingBusy):  # its worker is still at work
-            services.training_run_start(trigger="schedule")
+        with pytest.raises(runs.TrainingBusy):  # its worker is still at work
+            runs.training_run_start(trigger="schedule")
     finally:
         resume.set()
         thread.join(60)
@@ -222,17 +222,17 @@ def test_a_run_cancelled_while_running_holds_the_lock_until_its_worker_stops(lab
     assert stopped.finished_at is not None
     assert ModelVersion.objects.filter(status="champion").count() == 1
     assert ModelVersion.objects.count() == 1
-    assert services.training_run_start().state == "queued"  # the lock is free once it stopped
+    assert runs.training_run_start().state == "queued"  # the lock is free once it stopped
 
 
 def test_a_cancelled_run_whose_worker_died_stays_cancelled_and_frees_the_lock(champion, settings):
-    run = services.training_run_start()
+    run = runs.training_run_start()
     TrainingRun.objects.filter(pk=run.pk).update(state="running", heartbeat_at=timezone.now())
-    services.training_run_cancel(run=run)
+    runs.training_run_cancel(run=run)
     TrainingRun.objects.filter(pk=run.pk).update(
         heartbeat_at=timezone.now() - timedelta(minutes=settings.TRAINING_STALE_MINUTES + 1)
     )
-    nxt = services.training_run_start()
+    nxt = runs.training_run_start()
     run.refresh_from_db()
     assert (run.state, run.active, run.reason) == ("cancelled", None, "cancelled by an admin")
     assert nxt.state == "queued"
@@ -243,7 +243,7 @@ def test_rollback_makes_an_earlier_version_champion_again(labelled, settings):
     settings.GATE_F1_TOLERANCE = settings.GATE_DCM_TOLERANCE = 1.0
     settings.GATE_SEVERE_TOLERANCE = 100
     first = ModelVersion.objects.get(status="champion")
-    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    run = services.training_run_execute(run_id=runs.training_run_start().pk)
     assert run.candidate.status == "champion"
     registry.promotion_run_now(version=first, kind="rollback")
     first.refresh_from_db()
@@ -259,7 +259,7 @@ def test_a_passing_candidate_with_too_few_explicit_test_items_waits_for_an_admin
     settings.GATE_SEVERE_TOLERANCE = 100
     first = ModelVersion.objects.get(status="champion")
 
-    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    run = services.training_run_execute(run_id=runs.training_run_start().pk)
 
     assert run.state == "succeeded" and run.gate["passed"]
     assert "an admin decides" in run.gate["needs_admin"]
@@ -278,7 +278,7 @@ def test_a_full_retrain_trains_every_expert_again_and_reports_each(labelled, set
         for prompt in EXPLICIT:
             labelled_item(f"{prompt} {n}", 8, split="train")
     first = ModelVersion.objects.get(status="champion")
-    run = services.training_run_start(mode=TrainingRun.Mode.FULL)
+    run = runs.training_run_start(mode=TrainingRun.Mode.FULL)
 
     run = services.training_run_execute(run_id=run.pk)
 
@@ -309,9 +309,9 @@ def test_the_schedule_starts_a_retrain_only_with_enough_new_labels(
     moderator = django_user_model.objects.create_user("alice")
     item = labelled_item("a cat", 1, split="train")
     label_create(item=item, level=2, moderator=moderator)
-    assert services.retrain_if_enough_labels() is None
+    assert runs.retrain_if_enough_labels() is None
     label_create(item=item, level=4, moderator=moderator)
-    run = services.retrain_if_enough_labels()
+    run = runs.retrain_if_enough_labels()
     assert run is not None and run.trigger == "schedule"
 
 

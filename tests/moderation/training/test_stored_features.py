@@ -13,7 +13,7 @@ from moderation.inference.models import ModelVersion
 from moderation.inference.services import item_example, predictions_create
 from moderation.media.models import MediaItem
 from moderation.review.decisions import label_create
-from moderation.training import features, selectors, services
+from moderation.training import features, runs, selectors, services
 from moderation.training.models import Evaluation, TrainingRun
 from rating_models.evaluation import evaluate_bundle
 from rating_models.ratings import Rating
@@ -43,7 +43,7 @@ def test_stored_outputs_are_what_the_experts_said(labelled):
 
 def test_an_mlp_retrain_runs_no_expert_and_judges_as_predicting_would(labelled, settings):
     settings.GATE_MIN_EXPLICIT = 0
-    run = services.training_run_start()
+    run = runs.training_run_start()
     with mock.patch(
         "rating_models.experts.base.Expert.predict_guarded",
         side_effect=AssertionError("an expert ran"),
@@ -66,7 +66,7 @@ def test_test_items_without_stored_features_are_predicted_first(labelled, settin
     # Labelled after the champion predicted the others (predictions are never deleted).
     test_item = MediaItem.objects.create(prompt="a cat on a sofa", split="test", source="t")
     label_create(item=test_item, level=1, moderator=None, origin="test")
-    run = services.training_run_execute(run_id=services.training_run_start().pk)
+    run = services.training_run_execute(run_id=runs.training_run_start().pk)
     assert run.state == TrainingRun.State.SUCCEEDED, run.reason
     assert test_item.predictions.filter(model_version=champion).exists()
     assert "predicting 1 items that have no stored features yet" in run.log

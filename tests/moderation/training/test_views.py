@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from moderation.inference.models import ModelVersion
-from moderation.training import services
+from moderation.training import runs
 from moderation.training.gate import promotion_gate
 from moderation.training.models import TrainingRun
 from tests.moderation.training.conftest import run_promotions
@@ -54,28 +54,28 @@ def test_a_full_retrain_can_be_chosen(carol_client, champion):
 
 
 def test_a_second_retrain_is_refused_with_a_clear_message(carol_client, champion):
-    running = services.training_run_start()
+    running = runs.training_run_start()
     response = carol_client.post(reverse("training:start"), {"mode": "mlp"}, follow=True)
     assert TrainingRun.objects.count() == 1
     assert f"already queued or running (run #{running.pk})" in response.text
 
 
 def test_the_runs_list_polls_while_a_run_is_active(carol_client, champion):
-    run = services.training_run_start()
+    run = runs.training_run_start()
     response = carol_client.get(reverse("training:runs"), **HTMX)
     assert 'hx-trigger="every 2s"' in response.text
     assert "<html" not in response.text and f'id="run-{run.pk}"' in response.text
 
 
 def test_the_runs_list_stops_polling_once_runs_finished(carol_client, champion):
-    run = services.training_run_start()
-    services.training_run_cancel(run=run)
+    run = runs.training_run_start()
+    runs.training_run_cancel(run=run)
     response = carol_client.get(reverse("training:runs"), **HTMX)
     assert "hx-trigger" not in response.text and 'data-state="cancelled"' in response.text
 
 
 def test_the_run_panel_polls_while_active_and_not_after(carol_client, champion):
-    run = services.training_run_start()
+    run = runs.training_run_start()
     TrainingRun.objects.filter(pk=run.pk).update(state="running", stage="mlp", progress=0.4)
     url = reverse("training:run", args=[run.pk])
     active = carol_client.get(url, **HTMX).text
@@ -110,7 +110,7 @@ def test_the_log_is_escaped(carol_client, champion):
 
 
 def test_cancelling_an_active_run(carol_client, champion):
-    run = services.training_run_start()
+    run = runs.training_run_start()
     response = carol_client.post(reverse("training:cancel", args=[run.pk]), follow=True)
     run.refresh_from_db()
     assert run.state == "cancelled" and "cancelled" in response.text
