@@ -256,7 +256,7 @@ def stage_timers() -> Iterator[dict[str, float]]:
     wrap(features, "stored_inputs", lambda *a, **k: "load_stored_features")
     wrap(services.MultimodalMLP, "fit", lambda *a, **k: "fit_mlp")
     wrap(services.inference, "predictions_create", lambda *a, **k: "recompute_features")
-    wrap(services.inference, "model_version_register", lambda *a, **k: "register_candidate")
+    wrap(services.versions, "model_version_register", lambda *a, **k: "register_candidate")
     wrap(
         services,
         "evaluation_create",

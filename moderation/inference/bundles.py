@@ -102,6 +102,7 @@ def champion_warm() -> ModelVersion | None:
         version = champion()
         if version is not None:
             bundle_for(version)
+            log.info("loaded the champion's bundle (%s) at start", version.version)
         return version
     except Exception:  # the site must come up; the first rating will say what is wrong
         log.warning("the champion's bundle was not loaded at start", exc_info=True)

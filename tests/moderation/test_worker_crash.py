@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from moderation.inference.models import ModelVersion, Prediction, RatingDispatch
 from moderation.inference.tasks import sweep_unpredicted
-from moderation.training import services as training
+from moderation.training import runs as training
 from moderation.training.models import TrainingRun
 from moderation.training.tasks import retrain_if_enough_labels
 from tests.moderation.inference.conftest import bundle_dir, champion, make_items  # noqa: F401

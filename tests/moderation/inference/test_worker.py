@@ -1,5 +1,8 @@
 """A real worker on a real broker rates items queued the way ingestion queues them."""
 
+import select
+import time
+
 import pytest
 import redis
 from rest_framework.test import APIClient
@@ -51,3 +54,21 @@ def test_items_created_through_the_api_get_predicted_by_a_real_worker(champion, 
     for response in responses:
         detail = api.get(f"/api/v1/items/{response.json()['uid']}/").json()
         assert len(detail["predictions"]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_an_inference_worker_loads_the_champion_before_its_first_task(
+    champion, tmp_path_factory, pool
+):
+    url = brokers(tmp_path_factory)["embedded"]
+    with broker(url), worker(url, pool=pool) as process:
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            ready, _, _ = select.select([process.stdout], [], [], 1)
+            if ready:
+                lines.append(process.stdout.readline())
+                if "loaded the champion's bundle" in lines[-1]:
+                    break
+        assert f"loaded the champion's bundle ({champion.version}) at start" in "".join(lines)
