@@ -240,24 +240,25 @@ def items_unpredicted(version: ModelVersion) -> QuerySet[MediaItem]:
 def items_awaiting_prediction(
     *, version: ModelVersion, near: Sequence[int], limit: int
 ) -> list[int]:
-    """Up to `limit` items other than `near` that were received about the same time (ids
-    within a few batches of theirs) and that the version has not predicted yet, oldest first.
+    """Up to `limit` items other than `near` whose rating was queued and still waits (a
+    dispatch row, not failed) and that the version has not rated, oldest first.
 
-    A task queued for one new item rates these along with it, so that items arriving together
-    are rated in batches while a lone item is rated at once. The id window keeps the query
-    to a short index range however large the table; an item it misses is rated by its own
-    task, or by the sweep.
+    A task queued for one new item rates these along with it: items arriving together are
+    rated in batches, a lone item at once, and a backlog (after a restart, or an import)
+    drains in full batches whichever message comes first, since a message whose own item is
+    done still takes the oldest that wait. The dispatch table holds only the items still
+    waiting or failed, so the query stays small however large the item table. Items that were
+    never queued (an item the sweep has not reached) are rated by the sweep's own batches.
     """
-    if limit <= 0 or not near:
+    if limit <= 0:
         return []
-    window = 4 * settings.INFERENCE_BATCH_SIZE
+    rated = Prediction.objects.filter(item_id=OuterRef("item_id"), model_version=version)
     waiting = (
-        items_unpredicted(version)
-        .filter(pk__gte=min(near) - window, pk__lte=max(near) + window)
-        .exclude(pk__in=near)
-        .exclude(rating_dispatch__failed_at__isnull=False)  # they wait for an admin's retry
-        .order_by("pk")
-        .values_list("pk", flat=True)
+        RatingDispatch.objects.filter(failed_at__isnull=True)  # a failed one waits for a retry
+        .exclude(item_id__in=near)
+        .filter(~Exists(rated))
+        .order_by("item_id")
+        .values_list("item_id", flat=True)
     )
     return list(waiting[:limit])
 

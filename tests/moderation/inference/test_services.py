@@ -3,9 +3,10 @@ import shutil
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
 from moderation.inference import bundles, services, versions
-from moderation.inference.models import ModelVersion, Prediction
+from moderation.inference.models import ModelVersion, Prediction, RatingDispatch
 from moderation.inference.tasks import predict_items, sweep_unpredicted
 from moderation.review.models import ReviewState
 from rating_models.bundle import BundleError
@@ -23,9 +24,16 @@ def test_predicting_twice_writes_one_prediction_per_item_and_version(champion):
     assert Prediction.objects.filter(model_version=champion).count() == 2
 
 
+def waiting_items(prompts: list[str]) -> list[int]:
+    """Items stored and queued as ingestion queues them (their dispatch stamped)."""
+    ids = [i.pk for i in make_items(prompts)]
+    RatingDispatch.objects.stamp(item_ids=ids, new=True)
+    return ids
+
+
 def test_a_new_items_task_rates_the_items_waiting_beside_it_in_one_batch(champion, settings):
     settings.INFERENCE_BATCH_SIZE = 4
-    ids = [i.pk for i in make_items([f"a cat, study {n}" for n in range(6)])]
+    ids = waiting_items([f"a cat, study {n}" for n in range(6)])
 
     assert predict_items([ids[0]], gather=True) == 4  # its own item and the 3 oldest waiting
     assert set(Prediction.objects.values_list("item_id", flat=True)) == set(ids[:4])
@@ -35,15 +43,31 @@ def test_a_new_items_task_rates_the_items_waiting_beside_it_in_one_batch(champio
     assert Prediction.objects.filter(model_version=champion).count() == 6
 
 
-def test_items_are_gathered_only_from_a_window_of_ids_around_the_new_one(champion, settings):
-    settings.INFERENCE_BATCH_SIZE = 2  # a window of 4 batches: 8 ids either side
-    ids = [i.pk for i in make_items([f"a dog, study {n}" for n in range(12)])]
+def test_a_backlog_drains_in_full_batches_whichever_message_comes_first(champion, settings):
+    """After a restart every item of a backlog has its own message: the first messages rate
+    the oldest waiting items in batches, whatever item they were queued for (before, a
+    message gathered only ids near its own, and a backlog drained one item per message)."""
+    settings.INFERENCE_BATCH_SIZE = 4
+    ids = waiting_items([f"a dog, study {n}" for n in range(12)])
+
+    rated = [predict_items([pk], gather=True) for pk in ids]
+
+    # A message's own item takes one place in its batch, rated or not.
+    assert rated == [4, 3, 3, 2] + [0] * 8
+    assert Prediction.objects.filter(model_version=champion).count() == 12
+
+
+def test_only_items_still_waiting_are_gathered(champion, settings):
+    ids = waiting_items([f"a tree, study {n}" for n in range(5)])
+    never_queued = make_items(["a house"])[0].pk
     services.predictions_create(item_ids=ids[1:2])
+    RatingDispatch.objects.filter(item_id=ids[3]).update(failed_at=timezone.now(), failure="x")
 
     waiting = services.items_awaiting_prediction(version=champion, near=ids[:1], limit=100)
 
-    assert waiting == ids[2:9]  # not itself, not the predicted one, nothing beyond 8 ids away
-    assert services.items_awaiting_prediction(version=champion, near=ids[:1], limit=3) == ids[2:5]
+    # Not itself, not the rated one, not the failed one, not one never queued.
+    assert waiting == [ids[2], ids[4]] and never_queued not in waiting
+    assert services.items_awaiting_prediction(version=champion, near=ids[:1], limit=1) == ids[2:3]
 
 
 def test_a_prediction_keeps_every_experts_output_and_compact_features(champion):
