@@ -106,17 +106,15 @@ def test_a_promotion_during_review_leaves_no_item_without_a_suggestion(
         expect(carol.locator(".messages")).to_contain_text("Promoting cand-1")
         panel = carol.locator("#promotion")
         deadline = time.monotonic() + 120
-        photographed = False
         while "became the champion" not in (panel.text_content() or ""):
             assert time.monotonic() < deadline, "the promotion did not finish in 120 s"
             assert process.poll() is None, "the worker died"
-            if not photographed and panel.get_attribute("data-state") == "rating":
-                carol.screenshot(path=str(screenshot_path("promotion.png", tmp_path)))
-                photographed = True
             review_one()
             alice.wait_for_timeout(300)
         for _ in range(AFTER_THE_SWITCH):
             review_one()
+        carol.reload()
+        carol.screenshot(path=str(screenshot_path("promotion.png", tmp_path)), full_page=True)
         browser.close()
 
     promotion = Promotion.objects.get()
