@@ -22,7 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from moderation.dispatch import enqueue
@@ -201,12 +201,12 @@ def _rate_open_queue(promotion: Promotion) -> None:
 def _switch(promotion: Promotion) -> None:
     version = promotion.version
     with transaction.atomic():
-        # Both rows locked: nothing else changes the champion until this commits.
-        champions = ModelVersion.objects.select_for_update().filter(
-            status=ModelVersion.Status.CHAMPION
+        # The champion's row and the version's locked: nothing else changes either until
+        # this commits (a retirement, an admin's status change) on PostgreSQL.
+        locked = ModelVersion.objects.select_for_update().filter(
+            Q(status=ModelVersion.Status.CHAMPION) | Q(pk=version.pk)
         )
-        previous = next(iter(champions), None)
-        ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
+        previous = next((v for v in locked if v.status == ModelVersion.Status.CHAMPION), None)
         _allowed(version, promotion.kind, promotion.reason)  # still allowed (e.g. not retired)
         reason = promotion.reason or (
             "rolled back" if promotion.kind == Kind.ROLLBACK else "passed the gate"
