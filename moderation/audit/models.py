@@ -17,6 +17,7 @@ class AuditEvent(models.Model):
         MODEL_STATUS = "model_status", "model status"
         CONTENT = "content", "content"
         PURGE = "purge", "purge"
+        RATING_RETRY = "rating_retry", "rating retry"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # None: the system (an import, a worker, a scheduled retrain).

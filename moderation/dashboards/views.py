@@ -211,7 +211,7 @@ def health(request: HttpRequest) -> HttpResponse:
 @admin_required
 def health_retry(request: HttpRequest, uid: UUID) -> HttpResponse:
     item = get_object_or_404(MediaItem, uid=uid)
-    if rating_retry(item=item):
+    if rating_retry(item=item, actor=request.user):
         messages.success(request, f"Item {uid} is queued for rating again.")
     else:
         messages.info(request, f"Item {uid} had no failed rating to retry.")

@@ -11,11 +11,13 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
+from moderation.audit.services import Action, audit_record
 from moderation.dispatch import enqueue, send
 from moderation.inference.bundles import (
     NoChampion,
@@ -285,14 +287,21 @@ def ratings_dispatch(*, item_ids: Sequence[int]) -> bool:
 
 
 @transaction.atomic
-def rating_retry(*, item: MediaItem) -> bool:
-    """An admin's retry of a failed item: the failure is cleared and the item queued (once the
-    transaction commits); False when the item had not failed, and nothing is queued."""
-    cleared = RatingDispatch.objects.filter(item=item, failed_at__isnull=False).update(
-        failed_at=None, failure=""
+def rating_retry(*, item: MediaItem, actor: AbstractBaseUser | None = None) -> bool:
+    """An admin's retry of a failed item: the failure is cleared (audited, with the reason it
+    had) and the item queued once the transaction commits; False when the item had not
+    failed, and nothing is queued."""
+    failed = (
+        RatingDispatch.objects.select_for_update()
+        .filter(item=item, failed_at__isnull=False)
+        .first()
     )
-    if not cleared:
+    if failed is None:
         return False
+    RatingDispatch.objects.filter(pk=failed.pk).update(failed_at=None, failure="")
+    audit_record(
+        action=Action.RATING_RETRY, actor=actor, item=item, old=failed.failure, new="queued"
+    )
     RatingDispatch.objects.stamp(item_ids=[item.pk])
 
     def sent(queued: bool) -> None:

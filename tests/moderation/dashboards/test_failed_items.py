@@ -10,6 +10,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
+from moderation.audit.models import AuditEvent
 from moderation.inference.models import Prediction, RatingDispatch
 from moderation.inference.tasks import predict_items
 from moderation.media.models import MediaItem
@@ -67,6 +68,9 @@ def test_a_retry_clears_the_failure_and_queues_the_item(
         f"Item {poison.uid} is queued for rating again."
     ]
     assert sent == [[poison.pk]]
+    event = AuditEvent.objects.get(action="rating_retry", item=poison)
+    assert event.actor.username == "carol" and event.new == "queued"
+    assert event.old.startswith("the image could not be read")
     row = RatingDispatch.objects.get(item=poison)
     assert row.failed_at is None and row.failure == ""
     assert timezone.now() - row.dispatched_at < timedelta(seconds=5)
