@@ -1,0 +1,122 @@
+"""The bounded-DCM rule: conformal risk control over the MLP's mass above a rating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rating_models.risk import (
+    BoundedRule,
+    calibrate,
+    crc_threshold,
+    dcm_scores,
+    mass_above,
+    raise_until,
+    tradeoff,
+)
+
+
+def test_the_mass_above_each_rating():
+    above = mass_above(np.array([[0.5, 0.2, 0.1, 0.1, 0.1]]))
+    assert np.allclose(above, [[0.5, 0.3, 0.2, 0.1, 0.0]])
+
+
+def test_the_rule_raises_the_rating_until_the_mass_above_is_below_the_threshold():
+    probs = np.array([[0.5, 0.2, 0.1, 0.1, 0.1], [0.9, 0.1, 0.0, 0.0, 0.0]])
+    assert raise_until(probs, 0.25).tolist() == [2, 0]  # above: .5 .3 .2 | .1 .0
+    assert raise_until(probs, 0.0).tolist() == [4, 4]  # nothing is below 0: XXX
+    assert raise_until(probs, 0.25, floor=np.array([-1, 3])).tolist() == [2, 3]
+
+
+def test_an_item_is_down_classed_exactly_when_its_score_is_below_the_threshold():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=400)
+    labels = rng.integers(0, 5, size=400)
+    scores = dcm_scores(probs, labels)
+    for threshold in (0.05, 0.2, 0.5, 0.9):
+        assert np.array_equal(raise_until(probs, threshold) < labels, scores < threshold)
+
+
+def test_the_threshold_is_the_order_statistic_the_bound_allows():
+    scores = np.array([0.9, 0.1, 0.4, 0.3, 0.2, np.inf, 0.6, 0.7, 0.8])  # n = 9
+    # alpha 0.3: floor(0.3 * 10) - 1 = 2 errors allowed: the third smallest score.
+    assert crc_threshold(scores, 0.3) == 0.3
+    assert crc_threshold(scores, 0.05) is None  # 1 / (n + 1) = 0.1 > 0.05: no bound
+
+
+def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items whose true rating is drawn from their own predicted probabilities: the MLP is
+    perfectly calibrated, so the expected DCM rate of every λ is known exactly."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(5, 0.6), size=n)
+    labels = np.array([rng.choice(5, p=p) for p in probs])
+    return probs, labels
+
+
+def expected_dcm(probs: np.ndarray, threshold: float) -> float:
+    """E[DCM] when the labels follow `probs`: the mass above the rule's rating."""
+    levels = raise_until(probs, threshold)
+    return float(np.mean(mass_above(probs)[np.arange(len(probs)), levels]))
+
+
+def test_on_a_calibrated_synthetic_case_the_threshold_is_the_known_right_one():
+    probs, labels = synthetic(20_000, seed=1)
+    rule = calibrate(probs, labels, alpha=0.05)
+    # The right λ: the largest whose expected DCM is 5%, found by bisection on the truth.
+    low, high = 0.0, 1.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if expected_dcm(probs, middle) <= 0.05 else (low, middle)
+    assert rule.threshold == pytest.approx(low, abs=0.01)
+    assert expected_dcm(probs, rule.threshold) == pytest.approx(0.05, abs=0.005)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.02, 0.03, 0.05])
+def test_new_items_keep_the_dcm_rate_within_alpha(alpha):
+    probs, labels = synthetic(4_000, seed=2)
+    fresh_probs, fresh_labels = synthetic(20_000, seed=3)
+    rule = calibrate(probs, labels, alpha=alpha)
+    achieved = float(np.mean(rule.levels(fresh_probs) < fresh_labels))
+    assert achieved <= alpha + 0.005
+    assert achieved >= alpha - 0.01  # and not far more restrictive than it needs to be
+
+
+def test_the_voter_floor_and_the_severe_bound_only_make_the_rule_more_restrictive():
+    probs, labels = synthetic(4_000, seed=4)
+    votes = np.where(np.random.default_rng(5).random(4_000) < 0.5, labels, -1)  # a good voter
+    plain = calibrate(probs, labels, alpha=0.05)
+    floored = calibrate(probs, labels, alpha=0.05, votes=votes)
+    severe = calibrate(probs, labels, alpha=0.05, severe_alpha=0.005)
+    # The floor prevents some errors, so the threshold may rise: fewer items over-rated.
+    assert floored.threshold >= plain.threshold
+    assert severe.severe_threshold is not None and severe.n_explicit > 0
+    assert severe.effective_threshold <= plain.threshold
+    explicit = labels >= 3
+    assert np.mean(severe.levels(probs)[explicit] <= 1) <= 0.005 + 1e-9
+
+
+def test_too_few_items_for_alpha_is_a_clear_error():
+    probs, labels = synthetic(20, seed=6)
+    with pytest.raises(ValueError, match=r"cannot bound the DCM rate at 1\.0%: at least 99"):
+        calibrate(probs, labels, alpha=0.01)
+
+
+def test_the_rule_survives_the_manifest():
+    probs, labels = synthetic(2_000, seed=7)
+    rule = calibrate(probs, labels, alpha=0.03, severe_alpha=0.01)
+    again = BoundedRule.from_manifest(rule.to_manifest())
+    assert again == rule
+
+
+def test_the_tradeoff_curve_falls_in_dcm_and_rises_in_over_rating():
+    probs, labels = synthetic(4_000, seed=8)
+    test_probs, test_labels = synthetic(4_000, seed=9)
+    rows = tradeoff(
+        test_probs,
+        test_labels,
+        lambda a: calibrate(probs, labels, alpha=a),
+        [0.01, 0.03, 0.1, 0.2],
+    )
+    dcm = [r["dcm_rate"] for r in rows]
+    over = [r["over_rating_rate"] for r in rows]
+    assert dcm == sorted(dcm) and over == sorted(over, reverse=True)
