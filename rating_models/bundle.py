@@ -30,16 +30,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rating_models import __version__
+from rating_models.calibration import CALIBRATION_FILE, CalibrationSet
 from rating_models.combine.mlp import MultimodalMLP
 from rating_models.combine.voter import check_membership, panel, vote
 from rating_models.examples import Example
 from rating_models.experts import Expert, ExpertError, ExpertOutput, load_expert
 from rating_models.ratings import Rating
+from rating_models.risk import BoundedRule
 from rating_models.stacking import OUT_OF_FOLD_FILE, OutOfFold
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-SUGGESTION_POLICIES = ("max", "voter", "mlp")
+SUGGESTION_POLICIES = ("max", "voter", "mlp", "bounded")
 VOTER_RULE = (
     "members ranked strongest first; on each item, when an even number of them spoke, the "
     "weakest of those sits out; a tie goes to the more restrictive rating"
@@ -106,6 +108,10 @@ class Bundle:
     # retrains (`rating_models.stacking`); not loaded with it: read them with
     # `stacking.read_out_of_fold(directory)`.
     out_of_fold: OutOfFold | None = None
+    # "bounded": the calibrated rule (in the manifest's `suggestion`), and the calibration items
+    # it came from, saved for recalibrating at another α; not loaded with the bundle.
+    rule: BoundedRule | None = None
+    calibration: CalibrationSet | None = None
 
     def __post_init__(self) -> None:
         check_membership(self.voter, list(self.experts))
@@ -113,6 +119,8 @@ class Bundle:
             raise BundleError(
                 f"suggested rating policy {self.suggested!r}: expected one of {SUGGESTION_POLICIES}"
             )
+        if self.suggested == "bounded" and self.rule is None:
+            raise BundleError("the bounded suggestion needs its calibrated rule")
         slots = [slot.name for slot in self.mlp.slots]
         if slots != list(self.experts):
             raise BundleError(
@@ -186,6 +194,8 @@ class Bundle:
             suggested = np.where(votes >= 0, votes, mlp)
         elif self.suggested == "mlp":
             suggested = mlp
+        elif self.suggested == "bounded":
+            suggested = self.rule.levels(mlp_probs, votes)
         else:
             suggested = np.maximum(votes, mlp)
         flagged = np.zeros(len(examples), dtype=bool)
@@ -230,6 +240,8 @@ class Bundle:
             self.mlp.save(staging / "mlp")
             if self.out_of_fold is not None:
                 self.out_of_fold.save(staging / OUT_OF_FOLD_FILE)
+            if self.calibration is not None:
+                self.calibration.save(staging / CALIBRATION_FILE)
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "package_version": __version__,
@@ -242,6 +254,7 @@ class Bundle:
                 "voter": {"members": self.voter, "rule": VOTER_RULE},
                 "mlp": {"path": "mlp", "input_size": self.mlp.input_size},
                 "suggested": self.suggested,
+                "suggestion": None if self.rule is None else self.rule.to_manifest(),
                 **{k: v for k, v in self.manifest.items() if k not in _OWN_KEYS},
                 **(extra or {}),
             }
@@ -288,12 +301,22 @@ class Bundle:
         except (OSError, KeyError, ValueError, RuntimeError) as error:
             raise BundleError(f"bundle {directory}: cannot load the MLP ({error})") from None
         try:
-            return cls(experts, manifest["voter"]["members"], mlp, manifest["suggested"], manifest)
-        except (KeyError, ValueError) as error:
+            suggestion = manifest.get("suggestion")
+            rule = None if not suggestion else BoundedRule.from_manifest(suggestion)
+            return cls(
+                experts,
+                manifest["voter"]["members"],
+                mlp,
+                manifest["suggested"],
+                manifest,
+                rule=rule,
+            )
+        except (KeyError, TypeError, ValueError) as error:
             raise BundleError(f"bundle {directory}: {error}") from None
 
 
 _OWN_KEYS = {
+    "suggestion",
     "format_version",
     "package_version",
     "created",

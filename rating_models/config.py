@@ -55,6 +55,10 @@ class BundleConfig:
     voter: list[str] | None = None
     mlp: dict[str, Any] = field(default_factory=dict)
     suggested: str = "max"
+    # "bounded": the suggestion whose expected DCM rate is at most `alpha` (rating_models.risk),
+    # and whose severe DCM rate is at most `severe_alpha` where the explicit items allow.
+    alpha: float = 0.03
+    severe_alpha: float | None = 0.01
     # Folds of out-of-fold stacking: each expert is fitted this many times more.
     folds: int = 5
     # The MLP reads image experts only when at least this many training items have an image
@@ -70,7 +74,14 @@ class BundleConfig:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
         merged = copy.deepcopy(PRESETS[preset])
-        known = set(merged) | {"folds", "min_image_labels", "seed", "selection"}
+        known = set(merged) | {
+            "folds",
+            "min_image_labels",
+            "seed",
+            "selection",
+            "alpha",
+            "severe_alpha",
+        }
         unknown = set(overrides or {}) - known
         if unknown:
             raise ConfigError(
@@ -109,6 +120,12 @@ class BundleConfig:
             raise ConfigError(str(error)) from None
         if not isinstance(self.folds, int) or self.folds < 2:
             raise ConfigError(f"folds: expected an integer of at least 2, got {self.folds!r}")
+        for name in ("alpha", "severe_alpha"):
+            value = getattr(self, name)
+            if value is None and name == "severe_alpha":
+                continue
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ConfigError(f"{name}: expected a share between 0 and 1, got {value!r}")
         if not isinstance(self.min_image_labels, int) or self.min_image_labels < 1:
             raise ConfigError(
                 f"min_image_labels: expected a positive integer, got {self.min_image_labels!r}"
@@ -121,6 +138,8 @@ class BundleConfig:
             "voter": self.voter,
             "mlp": self.mlp,
             "suggested": self.suggested,
+            "alpha": self.alpha,
+            "severe_alpha": self.severe_alpha,
             "folds": self.folds,
             "min_image_labels": self.min_image_labels,
             "seed": self.seed,

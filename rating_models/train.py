@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from rating_models.bundle import Bundle
+from rating_models.calibration import CalibrationSet, mlp_out_of_fold, rule_choose
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
-from rating_models.combine.voter import rank_by
+from rating_models.combine.voter import rank_by, vote
 from rating_models.config import PRESETS, BundleConfig, ConfigError
 from rating_models.examples import Example, fingerprint, rated
 from rating_models.experts import Expert, ExpertOutput, build_expert
@@ -112,17 +113,31 @@ def train_bundle(
         [ExpertSlot(n, e.modality, e.feature_size) for n, e in experts.items()],
         MLPConfig(**config.mlp),
     )
-    reports["mlp"] = mlp.fit(
-        mlp.inputs(silenced(oof, unread)),
-        y_train,
-        mlp.inputs(silenced(val_outputs, unread)),
-        y_val,
-        progress=progress,
-    )
+    x_train = mlp.inputs(silenced(oof, unread))
+    x_val = mlp.inputs(silenced(val_outputs, unread))
+    reports["mlp"] = mlp.fit(x_train, y_train, x_val, y_val, progress=progress)
 
     voter = rank_by({n: s["macro_f1"] for n, s in scores.items()}, config.voter_members)
-    bundle = Bundle(experts, voter, mlp, config.suggested)
+    rule, calibration, calibration_report = None, None, None
+    if config.suggested == "bounded":
+        stage("calibration")
+        probs = mlp_out_of_fold(mlp.slots, config.mlp, x_train, y_train, folds, x_val, y_val)
+        calibration = CalibrationSet(
+            [*ids, *(e.id for e in val)],
+            np.concatenate([probs, mlp.predict_proba(x_val)]),
+            np.concatenate([y_train, y_val]),
+            np.concatenate([_votes(oof, voter), _votes(val_outputs, voter)]),
+        )
+        rule, calibration_report = rule_choose(
+            calibration,
+            alpha=config.alpha,
+            severe_alpha=config.severe_alpha,
+            folds=config.folds,
+            seed=config.seed,
+        )
+    bundle = Bundle(experts, voter, mlp, config.suggested, rule=rule)
     bundle.out_of_fold = OutOfFold(ids, oof)
+    bundle.calibration = calibration
     bundle.manifest = {
         "training_data": {
             "fingerprint": fingerprint(train),
@@ -141,6 +156,7 @@ def train_bundle(
             "mlp_reads": mlp.trained,
         },
         "selection": config.selection,
+        "calibration": calibration_report,
         "test_metrics": None,
     }
     if test is not None:
@@ -154,6 +170,11 @@ def train_bundle(
         stage("save")
         bundle.save(out)
     return bundle
+
+
+def _votes(outputs: dict[str, ExpertOutput], members: Sequence[str]) -> np.ndarray:
+    """The voter's class index per item (-1 where every member abstained)."""
+    return vote(np.stack([outputs[name].ratings for name in members], axis=1))
 
 
 def image_experts(experts: dict[str, Expert]) -> list[str]:
