@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rating_models.ratings import LABELS
+from rating_models.reports import fmt, format_report, table
 
 RUNTIME_HELP = (
     "how the transformer experts run their encoders: auto (the default: fp16 on CUDA, bf16 "
@@ -241,7 +242,7 @@ def format_selection(selection: dict[str, Any]) -> str:
         block = selection[choice]
         for name, figures in block["candidates"].items():
             rows.append(_selection_row(choice, name, figures, name == block["chosen"]))
-    return "\n".join(lines + _table(rows))
+    return "\n".join(lines + table(rows))
 
 
 def _selection_row(choice: str, name: str, f: dict[str, Any], chosen: bool) -> tuple[str, ...]:
@@ -249,8 +250,8 @@ def _selection_row(choice: str, name: str, f: dict[str, Any], chosen: bool) -> t
     return (
         choice,
         name,
-        _fmt(f["macro_f1"], ci.get("macro_f1")),
-        _fmt(f["dcm_rate"], ci.get("dcm_rate")),
+        fmt(f["macro_f1"], ci.get("macro_f1")),
+        fmt(f["dcm_rate"], ci.get("dcm_rate")),
         f["severe_dcm"],
         "*" if chosen else "",
     )
@@ -325,91 +326,6 @@ COMMANDS = {
 
 def _label(index: int) -> str | None:
     return None if index < 0 else LABELS[int(index)]
-
-
-# -- readable tables ---------------------------------------------------------------------------
-
-
-def format_report(
-    report: dict[str, Any], title: str = "all items", *, markdown: bool = False
-) -> str:
-    table = _markdown if markdown else _table
-    lines = [f"{title}: {report['n']} rated items", ""]
-    lines += table(_models_rows(report))
-    if report.get("voter_panel_sizes"):
-        sizes = ", ".join(f"{n} by {k}" for k, n in report["voter_panel_sizes"].items())
-        lines += ["", f"items voted by how many experts: {sizes}"]
-    if "per_class" in report:
-        policy = report.get("suggestion_policy", "max")
-        lines += ["", f"suggested rating ({policy}) per class:", ""]
-        lines += table(_per_class_rows(report))
-        lines += ["", "confusion (rows true, columns predicted):", ""]
-        lines += table(
-            [("true \\ predicted", *LABELS)]
-            + [(LABELS[i], *map(str, row)) for i, row in enumerate(report["confusion"])]
-        )
-    for key, groups in report.items():
-        if key.startswith("by_"):
-            for value, group in groups.items():
-                lines += ["", format_report(group, f"{key[3:]} = {value}", markdown=markdown)]
-    return "\n".join(lines)
-
-
-def _models_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = [("model", "n", "accuracy", "macro-F1", "DCM", "DCM rate", "severe DCM", "severe rate")]
-    models = dict(report.get("models", {}))
-    if "per_class" in report:
-        models["suggested"] = report
-    for name, m in models.items():
-        ci = m.get("intervals") or {}
-        rows.append(
-            (
-                name,
-                str(m["n"]),
-                _fmt(m["accuracy"]),
-                _fmt(m["macro_f1"], ci.get("macro_f1")),
-                str(m["dcm_count"]),
-                _fmt(m["dcm_rate"], ci.get("dcm_rate")),
-                f"{m['severe_dcm_count']}/{m['explicit_support']}",
-                _fmt(m["severe_dcm_rate"], ci.get("severe_dcm_rate")),
-            )
-        )
-    return rows
-
-
-def _per_class_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = [("rating", "support", "precision", "recall", "F1")]
-    for label, m in report["per_class"].items():
-        rows.append(
-            (label, str(m["support"]), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]))
-        )
-    return rows
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = [
-        "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        )
-        for row in rows
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return out
-
-
-def _markdown(rows: list[tuple[str, ...]]) -> list[str]:
-    out = ["| " + " | ".join(row) + " |" for row in rows]
-    out.insert(1, "|" + "|".join("---" if i == 0 else "---:" for i in range(len(rows[0]))) + "|")
-    return out
-
-
-def _fmt(value: float | None, interval: list[float] | None = None) -> str:
-    if value is None:
-        return "—"
-    if interval is None:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 if __name__ == "__main__":
