@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
-from rating_models.risk import BoundedRule, calibrate
+from rating_models.risk import BoundedRule, calibrate, tradeoff
 
 CALIBRATION_FILE = "stacking/calibration.npz"
 
@@ -118,3 +118,88 @@ def rule_choose(
         severe_alpha=severe_alpha,
     )
     return rule, {"cross_validation": report, "folds": folds, "chosen": rule.to_manifest()}
+
+
+TRADEOFF_ALPHAS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+
+
+def read_calibration(bundle_dir: str | Path) -> CalibrationSet | None:
+    """The calibration items a bounded bundle keeps; None if it has none."""
+    path = Path(bundle_dir) / CALIBRATION_FILE
+    return CalibrationSet.load(path) if path.is_file() else None
+
+
+def tradeoff_rows(
+    calibration: CalibrationSet,
+    rule: BoundedRule,
+    probs: np.ndarray,
+    votes: np.ndarray,
+    labels: np.ndarray,
+    alphas: Sequence[float] = TRADEOFF_ALPHAS,
+) -> list[dict[str, Any]]:
+    """What each α would cost on these (test) items: the rule recalibrated at α on the
+    bundle's calibration items (its floor and severe bound as the bundle's), then its DCM,
+    severe DCM and over-rating rates; `chosen` marks the bundle's own α. An α the calibration
+    items cannot bound is left out."""
+    floor = calibration.votes if rule.voter_floor else None
+    rows = []
+    for alpha in sorted({*alphas, rule.alpha}):
+        try:
+            candidate = calibrate(
+                calibration.probs,
+                calibration.labels,
+                alpha=alpha,
+                votes=floor,
+                severe_alpha=rule.severe_alpha,
+            )
+        except ValueError:
+            continue
+        (row,) = tradeoff(probs, labels, lambda _, fixed=candidate: fixed, [alpha], votes)
+        rows.append(
+            {**row, "threshold": candidate.effective_threshold, "chosen": alpha == rule.alpha}
+        )
+    return rows
+
+
+def recalibrate(
+    directory: str | Path,
+    *,
+    alpha: float,
+    severe_alpha: float | None = None,
+    out: str | Path,
+    seed: int = 1234,
+) -> Any:
+    """A new bundle: the bundle at `directory` with its rule calibrated again at `alpha` on
+    its own calibration items (the voter floor chosen again by cross-validation), saved to
+    `out` under a new version. No expert and no MLP is trained; the files are the same."""
+    from rating_models.bundle import Bundle, BundleError
+    from rating_models.stacking import read_out_of_fold
+
+    bundle = Bundle.load(directory)
+    calibration = read_calibration(directory)
+    if calibration is None:
+        raise BundleError(
+            f"bundle {directory} keeps no calibration items: train it with suggested = "
+            "'bounded' (rating-models train) to recalibrate it"
+        )
+    folds = int(bundle.manifest.get("config", {}).get("folds", 5))
+    try:
+        rule, report = rule_choose(
+            calibration, alpha=alpha, severe_alpha=severe_alpha, folds=folds, seed=seed
+        )
+    except ValueError as error:
+        raise BundleError(str(error)) from None
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("version", "test_metrics")}
+    manifest["calibration"] = report
+    manifest["recalibrated_from"] = bundle.version
+    manifest["test_metrics"] = None  # the old rule's figures: `evaluate` scores the new one
+    manifest["config"] = {
+        **manifest.get("config", {}),
+        "alpha": alpha,
+        "severe_alpha": severe_alpha,
+    }
+    again = Bundle(bundle.experts, bundle.voter, bundle.mlp, "bounded", manifest, rule=rule)
+    again.out_of_fold = read_out_of_fold(directory)
+    again.calibration = calibration
+    again.save(out)
+    return again

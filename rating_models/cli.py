@@ -90,6 +90,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     evaluate.add_argument("--by", choices=["source"], help="also report per value of this field")
     evaluate.add_argument("--runtime", help=RUNTIME_HELP)
 
+    recalibrate = commands.add_parser(
+        "recalibrate",
+        help="a new bundle whose bounded-DCM suggestion targets another α (no training)",
+    )
+    recalibrate.add_argument("bundle", type=Path, help="a bundle trained with suggested=bounded")
+    recalibrate.add_argument(
+        "--alpha", type=float, required=True, help="the expected DCM rate to stay within"
+    )
+    recalibrate.add_argument(
+        "--severe-alpha", type=float, help="also bound the severe DCM rate of explicit items"
+    )
+    recalibrate.add_argument("--out", type=Path, required=True, help="new bundle directory")
+
     predict = commands.add_parser("predict", help="rate examples with a bundle")
     predict.add_argument("bundle", type=Path, help="bundle directory")
     predict.add_argument("data", type=Path, help="examples (.jsonl/.csv); ratings are not needed")
@@ -259,6 +272,7 @@ def _selection_row(choice: str, name: str, f: dict[str, Any], chosen: bool) -> t
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from rating_models.bundle import Bundle
+    from rating_models.calibration import read_calibration
     from rating_models.evaluation import evaluate_bundle
     from rating_models.examples import load_examples
 
@@ -269,9 +283,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
         by=args.by,
         bootstrap=args.bootstrap,
         progress=not args.json,
+        calibration=read_calibration(args.bundle),
     )
     report["bundle"] = bundle.version
     print(json.dumps(report) if args.json else format_report(report, markdown=args.markdown))
+    return 0
+
+
+def run_recalibrate(args: argparse.Namespace) -> int:
+    from rating_models.calibration import recalibrate
+
+    for name in ("alpha", "severe_alpha"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < 1:
+            flag = "--" + name.replace("_", "-")
+            message = f"{flag} {value}: expected a share between 0 and 1"
+            print(f"rating-models: error: {message}", file=sys.stderr)
+            return 2
+    bundle = recalibrate(
+        args.bundle, alpha=args.alpha, severe_alpha=args.severe_alpha, out=args.out
+    )
+    rule = bundle.rule
+    floor = "on" if rule.voter_floor else "off"
+    print(
+        f"{bundle.version}: suggested rating bounded at α = {rule.alpha:.1%} (threshold "
+        f"{rule.effective_threshold:.4f}, voter floor {floor}, {rule.n} calibration items); "
+        f"written to {args.out}"
+    )
     return 0
 
 
@@ -319,6 +357,7 @@ COMMANDS = {
     "train": run_train,
     "select": run_select,
     "evaluate": run_evaluate,
+    "recalibrate": run_recalibrate,
     "predict": run_predict,
     "baseline": run_baseline,
 }

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from rating_models.bundle import Bundle, BundlePrediction
+from rating_models.calibration import CalibrationSet, tradeoff_rows
 from rating_models.examples import Example, rated
 from rating_models.experts import ExpertOutput
 from rating_models.metrics import model_report
@@ -22,6 +23,7 @@ def evaluate_bundle(
     bootstrap: int = 0,
     progress: bool = False,
     outputs: dict[str, ExpertOutput] | None = None,
+    calibration: CalibrationSet | None = None,
 ) -> dict[str, Any]:
     """The evaluation report (see `rating-models evaluate --json`).
 
@@ -29,7 +31,8 @@ def evaluate_bundle(
     on the items it did not abstain on; its `n` says how many. With `bootstrap` > 0 every
     model also gets `intervals`: 95% bootstrap intervals over that many resamples.
     `outputs`: the bundle's experts' outputs on `examples`, computed before (stored features),
-    so that they do not run again (`Bundle.predict_from_outputs`).
+    so that they do not run again (`Bundle.predict_from_outputs`). `calibration`: a bounded
+    bundle's calibration items; the report then has `tradeoff`, what each α costs here.
     """
     scored = rated(examples)
     if outputs is None:
@@ -41,6 +44,10 @@ def evaluate_bundle(
     y_true = np.array([e.rating.index for e in scored], dtype=np.int64)
     report = _report(bundle, prediction, y_true, bootstrap)
     report["excluded"] = len(examples) - len(scored)
+    if calibration is not None and bundle.rule is not None:
+        report["tradeoff"] = tradeoff_rows(
+            calibration, bundle.rule, prediction.mlp_probs, prediction.voter, y_true
+        )
     if by is not None:
         groups: dict[str, list[int]] = defaultdict(list)
         for row, example in enumerate(scored):

@@ -25,11 +25,35 @@ def format_report(
             [("true \\ predicted", *LABELS)]
             + [(LABELS[i], *map(str, row)) for i, row in enumerate(report["confusion"])]
         )
+    if report.get("tradeoff"):
+        lines += ["", TRADEOFF_TITLE, ""]
+        lines += render(_tradeoff_rows(report["tradeoff"]))
     for key, groups in report.items():
         if key.startswith("by_"):
             for value, group in groups.items():
                 lines += ["", format_report(group, f"{key[3:]} = {value}", markdown=markdown)]
     return "\n".join(lines)
+
+
+TRADEOFF_TITLE = (
+    "DCM against over-rating by α (the rule recalibrated at each α on the bundle's "
+    "calibration items; * is the bundle's own):"
+)
+
+
+def _tradeoff_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    out = [("α", "threshold", "DCM rate", "severe DCM rate", "over-rating rate")]
+    for row in rows:
+        out.append(
+            (
+                f"{row['alpha']:.0%}" + (" *" if row["chosen"] else ""),
+                fmt(row["threshold"]),
+                fmt(row["dcm_rate"]),
+                fmt(row["severe_dcm_rate"]),
+                fmt(row["over_rating_rate"]),
+            )
+        )
+    return out
 
 
 def _models_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:

@@ -163,7 +163,7 @@ def train_bundle(
         stage("evaluation")
         from rating_models.evaluation import evaluate_bundle
 
-        report = evaluate_bundle(bundle, test, progress=progress)
+        report = evaluate_bundle(bundle, test, progress=progress, calibration=bundle.calibration)
         bundle.manifest["test_metrics"] = report
         bundle.manifest["test_data"] = {"fingerprint": fingerprint(rated(test)), "n": report["n"]}
     if out is not None:
