@@ -24,7 +24,7 @@ from moderation.inference import bundles, versions
 from moderation.inference import services as inference
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
-from moderation.training import features, registry, selectors
+from moderation.training import bounded, features, registry, selectors
 from moderation.training.features import stored_outputs
 from moderation.training.gate import evaluation_create, promotion_gate
 from moderation.training.models import TrainedItem, TrainingRun
@@ -311,8 +311,17 @@ def _train_mlp(
         line=f"MLP: best epoch {report['best_epoch']}, validation loss {report['best_val_loss']}, "
         f"reads {', '.join(mlp.trained or []) or 'no expert'}",
     )
-    candidate = Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested)
+    rule, calibration, calibration_report = None, None, None
+    if bundle.rule is not None:  # a bounded suggestion: the new MLP gets its own rule
+        run_progress(run.pk, stage="mlp", progress=0.67, line="calibrating the bounded rule")
+        votes = bounded.voter_ratings(bundle, champion, items, ids, out_of_fold)
+        folds = int((champion.manifest.get("config") or {}).get("folds") or 5)
+        rule, calibration, calibration_report = bounded.rule_calibrate(
+            mlp, x, y, n, [str(i.uid) for i in items], votes, bundle.rule, folds=folds, seed=1234
+        )
+    candidate = Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested, rule=rule)
     candidate.out_of_fold = out_of_fold  # the same experts: their outputs carry forward
+    candidate.calibration = calibration
     manifest = champion.manifest or {}
     candidate.manifest = {
         "config": {
@@ -324,6 +333,7 @@ def _train_mlp(
             "mlp_reads": mlp.trained,
             "mlp_rows": {"out_of_fold": from_oof, "stored": len(items) - from_oof},
         },
+        "calibration": calibration_report,
     }
     return candidate
 
