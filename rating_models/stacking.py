@@ -85,10 +85,14 @@ def assign_folds(examples: Sequence[Example], k: int, *, seed: int) -> np.ndarra
     """(N,) fold number per example, stratified by rating so each fold sees the rare ones.
 
     A rating with fewer than k items is spread over as many folds as it has items."""
+    return label_folds(np.array([e.rating.index for e in examples]), k, seed=seed)
+
+
+def label_folds(labels: np.ndarray, k: int, *, seed: int) -> np.ndarray:
+    """(N,) fold number per class index, stratified as `assign_folds`."""
     if k < 2:
         raise ValueError(f"out-of-fold stacking needs at least 2 folds, got {k}")
-    labels = np.array([e.rating.index for e in examples])
-    folds = np.zeros(len(examples), dtype=np.int64)
+    folds = np.zeros(len(labels), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     # Classes smaller than k only warn; the split is still a partition.
     with warnings.catch_warnings():

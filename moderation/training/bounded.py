@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
@@ -20,7 +19,7 @@ from rating_models.combine.mlp import MultimodalMLP
 from rating_models.combine.voter import vote
 from rating_models.ratings import Rating
 from rating_models.risk import BoundedRule
-from rating_models.stacking import OutOfFold
+from rating_models.stacking import OutOfFold, label_folds
 
 
 def voter_ratings(
@@ -59,10 +58,7 @@ def rule_calibrate(
     seed: int,
 ) -> tuple[BoundedRule, CalibrationSet, dict[str, Any]]:
     """The new MLP's rule at the previous rule's α (and severe α)."""
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    fold = np.zeros(n_train, dtype=np.int64)
-    for number, (_, rows) in enumerate(splitter.split(np.zeros(n_train), y[:n_train])):
-        fold[rows] = number
+    fold = label_folds(y[:n_train], folds, seed=seed)
     config = dataclasses.asdict(mlp.config)
     held_out = mlp_out_of_fold(
         mlp.slots, config, x[:n_train], y[:n_train], fold, x[n_train:], y[n_train:]
