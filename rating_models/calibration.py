@@ -161,6 +161,35 @@ def tradeoff_rows(
     return rows
 
 
+def recalibrated(
+    bundle: Any,
+    calibration: CalibrationSet,
+    *,
+    alpha: float,
+    severe_alpha: float | None = None,
+    seed: int = 1234,
+) -> Any:
+    """The bundle with its rule calibrated again at `alpha` on its calibration items (the voter
+    floor chosen again by cross-validation): the same experts and MLP, a new manifest without
+    a version (saving gives it one) or test figures. ValueError when the items cannot bound
+    `alpha`."""
+    from rating_models.bundle import Bundle
+
+    folds = int(bundle.manifest.get("config", {}).get("folds") or 5)
+    rule, report = rule_choose(
+        calibration, alpha=alpha, severe_alpha=severe_alpha, folds=folds, seed=seed
+    )
+    manifest = {k: v for k, v in bundle.manifest.items() if k != "version"}
+    manifest["calibration"] = report
+    manifest["recalibrated_from"] = bundle.version
+    manifest["test_metrics"] = None  # the old rule's figures: `evaluate` scores the new one
+    config = manifest.get("config", {})
+    manifest["config"] = {**config, "alpha": alpha, "severe_alpha": severe_alpha}
+    again = Bundle(bundle.experts, bundle.voter, bundle.mlp, "bounded", manifest, rule=rule)
+    again.calibration = calibration
+    return again
+
+
 def recalibrate(
     directory: str | Path,
     *,
@@ -169,9 +198,8 @@ def recalibrate(
     out: str | Path,
     seed: int = 1234,
 ) -> Any:
-    """A new bundle: the bundle at `directory` with its rule calibrated again at `alpha` on
-    its own calibration items (the voter floor chosen again by cross-validation), saved to
-    `out` under a new version. No expert and no MLP is trained; the files are the same."""
+    """`recalibrated` for the bundle at `directory`, saved to `out` under a new version, with
+    its out-of-fold outputs and calibration items. No expert and no MLP is trained."""
     from rating_models.bundle import Bundle, BundleError
     from rating_models.stacking import read_out_of_fold
 
@@ -182,24 +210,10 @@ def recalibrate(
             f"bundle {directory} keeps no calibration items: train it with suggested = "
             "'bounded' (rating-models train) to recalibrate it"
         )
-    folds = int(bundle.manifest.get("config", {}).get("folds", 5))
     try:
-        rule, report = rule_choose(
-            calibration, alpha=alpha, severe_alpha=severe_alpha, folds=folds, seed=seed
-        )
+        again = recalibrated(bundle, calibration, alpha=alpha, severe_alpha=severe_alpha, seed=seed)
     except ValueError as error:
         raise BundleError(str(error)) from None
-    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("version", "test_metrics")}
-    manifest["calibration"] = report
-    manifest["recalibrated_from"] = bundle.version
-    manifest["test_metrics"] = None  # the old rule's figures: `evaluate` scores the new one
-    manifest["config"] = {
-        **manifest.get("config", {}),
-        "alpha": alpha,
-        "severe_alpha": severe_alpha,
-    }
-    again = Bundle(bundle.experts, bundle.voter, bundle.mlp, "bounded", manifest, rule=rule)
     again.out_of_fold = read_out_of_fold(directory)
-    again.calibration = calibration
     again.save(out)
     return again

@@ -84,14 +84,37 @@ def evaluation_create_live(*, version: ModelVersion) -> Evaluation | None:
     )
 
 
-def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> dict[str, Any]:
+def promotion_gate(
+    *, candidate: dict[str, Any], champion: dict[str, Any], alpha: float | None = None
+) -> dict[str, Any]:
     """Judge the suggested rating of a candidate against the champion's on the same items.
 
     Severe DCM count not above the champion's (plus GATE_SEVERE_TOLERANCE), DCM rate not above
     the champion's plus GATE_DCM_TOLERANCE, macro-F1 not below the champion's minus
     GATE_F1_TOLERANCE. With fewer explicit test items than GATE_MIN_EXPLICIT the verdict is
     only advice: `needs_admin` says why.
+
+    `alpha`: the candidate is the champion recalibrated to a target DCM rate an admin chose;
+    it is judged at its own α: its DCM rate not above α plus GATE_DCM_TOLERANCE (the
+    champion's, set at another α, is shown beside it). The other checks stay.
     """
+    if alpha is None:
+        dcm = _check(
+            "DCM rate",
+            candidate["dcm_rate"],
+            champion["dcm_rate"],
+            candidate["dcm_rate"] <= champion["dcm_rate"] + settings.GATE_DCM_TOLERANCE + 1e-12,
+            higher_is_worse=True,
+        )
+    else:
+        passed = candidate["dcm_rate"] <= alpha + settings.GATE_DCM_TOLERANCE + 1e-12
+        dcm = {
+            **_check("DCM rate", candidate["dcm_rate"], champion["dcm_rate"], passed,
+                     higher_is_worse=True),
+            "target": alpha,
+            "detail": f"DCM rate {candidate['dcm_rate']:.4g} "
+            f"{'is above' if not passed else 'within'} its target α = {alpha:.4g}",
+        }  # fmt: skip
     checks = [
         _check(
             "severe DCM count",
@@ -101,13 +124,7 @@ def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> di
             <= champion["severe_dcm_count"] + settings.GATE_SEVERE_TOLERANCE,
             higher_is_worse=True,
         ),
-        _check(
-            "DCM rate",
-            candidate["dcm_rate"],
-            champion["dcm_rate"],
-            candidate["dcm_rate"] <= champion["dcm_rate"] + settings.GATE_DCM_TOLERANCE + 1e-12,
-            higher_is_worse=True,
-        ),
+        dcm,
         _check(
             "macro-F1",
             candidate["macro_f1"],
@@ -125,6 +142,7 @@ def promotion_gate(*, candidate: dict[str, Any], champion: dict[str, Any]) -> di
         )
     return {
         "passed": all(c["passed"] for c in checks),
+        "alpha": alpha,
         "needs_admin": needs_admin,
         "checks": checks,
         "explicit_support": explicit,

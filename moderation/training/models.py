@@ -19,11 +19,14 @@ class TrainingRun(models.Model):
     class Mode(models.TextChoices):
         MLP = "mlp", "MLP only, on stored expert features"
         FULL = "full", "experts and MLP"
+        RECALIBRATE = "cal", "the bounded suggestion recalibrated at a new α"
 
     ACTIVE = (State.QUEUED, State.RUNNING)
 
     mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.MLP)
     state = models.CharField(max_length=9, choices=State.choices, default=State.QUEUED)
+    # A recalibration's target DCM rate (the champion's bundle at another α, nothing trained).
+    alpha = models.FloatField(null=True, blank=True)
     stage = models.CharField(max_length=40, blank=True)  # data, experts, features, mlp, evaluation
     progress = models.FloatField(default=0.0)  # 0..1
     log = models.TextField(blank=True)

@@ -38,13 +38,29 @@ def training_run_start(
     mode: str = TrainingRun.Mode.MLP,
     started_by: AbstractBaseUser | None = None,
     trigger: str = "admin",
+    alpha: float | None = None,
 ) -> TrainingRun:
-    """Queue a retrain. Refused while another is queued or running (TrainingBusy)."""
+    """Queue a retrain, or (`mode` RECALIBRATE) a recalibration of the champion's bounded
+    suggestion at `alpha`. Refused while another is queued or running (TrainingBusy); a
+    recalibration of a champion that does not suggest by the bounded rule, or at an α outside
+    (0, 1), is refused with ValueError."""
+    champion = bundles.champion()
+    if mode == TrainingRun.Mode.RECALIBRATE:
+        if alpha is None or not 0 < alpha < 1:
+            raise ValueError(f"α {alpha}: expected a share between 0 and 1 (e.g. 0.03 for 3%)")
+        if champion is None or champion.manifest.get("suggested") != "bounded":
+            raise ValueError(
+                "the champion does not suggest by the bounded-DCM rule: there is no α to set"
+            )
     training_runs_expire_stale()
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                mode=mode, started_by=started_by, trigger=trigger, base_version=bundles.champion()
+                mode=mode,
+                started_by=started_by,
+                trigger=trigger,
+                base_version=champion,
+                alpha=alpha if mode == TrainingRun.Mode.RECALIBRATE else None,
             )
     except IntegrityError:
         raise TrainingBusy("a retrain is already queued or running") from None

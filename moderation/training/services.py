@@ -36,6 +36,7 @@ from moderation.training.runs import (
     training_runs_expire_stale,
 )
 from rating_models.bundle import Bundle, new_version
+from rating_models.calibration import read_calibration, recalibrated
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
 from rating_models.examples import Example
 from rating_models.ratings import Rating
@@ -136,7 +137,10 @@ def _execute(run: TrainingRun) -> None:
     reads_images = images >= selectors.min_image_labels()
     run_progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
     champion_bundle = bundles.bundle_for(champion)
-    if run.mode == TrainingRun.Mode.FULL:
+    recalibration = run.mode == TrainingRun.Mode.RECALIBRATE
+    if recalibration:
+        candidate_bundle = _recalibrate(run, champion, champion_bundle)
+    elif run.mode == TrainingRun.Mode.FULL:
         candidate_bundle = _train_full(run, champion, fitted, held_out)
     else:
         candidate_bundle = _train_mlp(
@@ -163,16 +167,21 @@ def _execute(run: TrainingRun) -> None:
     )
     candidate = versions.model_version_register(path=path)
     TrainingRun.objects.filter(pk=run.pk).update(candidate=candidate)
-    # What it learned from, so that its live figures leave those items out.
+    # What it learned from, so that its live figures leave those items out: a recalibration
+    # learnt nothing new, and keeps the champion's MLP with what it learned from.
+    if recalibration:
+        learned = list(champion.trained_items.values_list("item_id", flat=True))
+    else:
+        learned = [i.pk for i in train_items]
     TrainedItem.objects.bulk_create(
-        (TrainedItem(model_version=candidate, item_id=i.pk) for i in train_items),
+        (TrainedItem(model_version=candidate, item_id=pk) for pk in learned),
         batch_size=5000,
         ignore_conflicts=True,
     )
 
     test_examples = [_labelled_example(i) for i in test_items]
     outputs = None
-    if run.mode == TrainingRun.Mode.MLP:
+    if run.mode in (TrainingRun.Mode.MLP, TrainingRun.Mode.RECALIBRATE):
         # The candidate has the champion's experts: both are judged on the experts' stored
         # outputs for the test items, as the MLP was trained, instead of running every expert
         # over the test split twice.
@@ -184,7 +193,11 @@ def _execute(run: TrainingRun) -> None:
     champion_eval = evaluation_create(version=champion, examples=test_examples, outputs=outputs)
 
     run_progress(run.pk, stage="gate", progress=0.95, line="judging the candidate")
-    gate = promotion_gate(candidate=candidate_eval.report, champion=champion_eval.report)
+    gate = promotion_gate(
+        candidate=candidate_eval.report,
+        champion=champion_eval.report,
+        alpha=candidate_bundle.rule.alpha if recalibration else None,
+    )
     TrainingRun.objects.filter(pk=run.pk).update(gate=gate)
     promote = gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE
     if promote:
@@ -219,6 +232,36 @@ def _execute(run: TrainingRun) -> None:
             else f"passed the gate, but its promotion failed: {promotion.error}"
         )
         TrainingRun.objects.filter(pk=run.pk).update(reason=outcome)
+
+
+def _recalibrate(run: TrainingRun, champion: ModelVersion, bundle: Bundle) -> Bundle:
+    """The champion's bundle with its bounded suggestion calibrated again at the run's α, on
+    the calibration items it keeps: no expert and no MLP is trained."""
+    calibration = read_calibration(bundles.bundle_path(champion))
+    if calibration is None or bundle.rule is None:
+        raise RuntimeError(
+            f"the champion {champion.version} keeps no calibration items for its bounded "
+            "suggestion: retrain it (experts and MLP) with the bounded suggestion first"
+        )
+    run_progress(
+        run.pk,
+        stage="calibration",
+        progress=0.3,
+        line=f"recalibrating at α = {run.alpha:.1%} on {len(calibration)} calibration items",
+    )
+    candidate = recalibrated(
+        bundle, calibration, alpha=run.alpha, severe_alpha=bundle.rule.severe_alpha
+    )
+    candidate.out_of_fold = _champion_out_of_fold(run, champion, bundle)
+    rule = candidate.rule
+    run_progress(
+        run.pk,
+        stage="calibration",
+        progress=0.6,
+        line=f"threshold {rule.effective_threshold:.4f}, voter floor "
+        f"{'on' if rule.voter_floor else 'off'}",
+    )
+    return candidate
 
 
 def _images_line(images: int, reads_images: bool) -> str:

@@ -7,6 +7,7 @@ app_name = "training"
 urlpatterns = [
     path("", views.training_runs, name="runs"),
     path("start/", views.training_start, name="start"),
+    path("recalibrate/", views.training_recalibrate, name="recalibrate"),
     path("runs/<int:pk>/", views.training_run, name="run"),
     path("runs/<int:pk>/cancel/", views.training_cancel, name="cancel"),
     path("versions/", views.model_versions, name="versions"),

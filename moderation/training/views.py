@@ -23,7 +23,7 @@ from moderation.dashboards.selectors import evaluation_latest_by_version
 from moderation.inference.bundles import champion
 from moderation.inference.models import ModelVersion
 from moderation.training import gate, registry, runs, selectors
-from moderation.training.forms import TrainingRunStartForm
+from moderation.training.forms import RecalibrateForm, TrainingRunStartForm
 from moderation.training.models import Promotion, TrainingRun
 
 RUNS_SHOWN = 50
@@ -138,6 +138,33 @@ def training_start(request: HttpRequest) -> HttpResponse:
     return redirect("training:runs")
 
 
+@require_POST
+@admin_required
+def training_recalibrate(request: HttpRequest) -> HttpResponse:
+    """A candidate that is the champion with its bounded suggestion recalibrated at a new α,
+    judged by the gate at that α."""
+    form = RecalibrateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not recalibrated: the target DCM rate α is a percentage "
+                       "between 0.1 and 50.")  # fmt: skip
+        return redirect("training:versions")
+    alpha = float(form.cleaned_data["alpha_percent"]) / 100
+    try:
+        run = runs.training_run_start(
+            mode=TrainingRun.Mode.RECALIBRATE, alpha=alpha, started_by=request.user
+        )
+    except runs.TrainingBusy:
+        messages.error(request, "Not recalibrated: a retrain is already queued or running.")
+        return redirect("training:versions")
+    except ValueError as error:
+        messages.error(request, f"Not recalibrated: {error}.")
+        return redirect("training:versions")
+    messages.success(
+        request, f"Recalibration #{run.pk} at α = {alpha:.1%} queued: no model is trained."
+    )
+    return redirect("training:run", pk=run.pk)
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 @admin_required
@@ -150,6 +177,9 @@ def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "gate_rows": gate_rows(run.gate) if run.gate else [],
         "candidate_reads": selectors.mlp_reads(run.candidate),
         "verdict": gate.promotion_verdict(run.candidate) if run.candidate else None,
+        "gate_alpha_percent": (
+            round(100 * run.gate["alpha"], 2) if run.gate and run.gate.get("alpha") else None
+        ),
     }
     template = "training/partials/_run.html" if request.htmx else "training/run.html"
     return render(request, template, context)
@@ -181,6 +211,7 @@ def model_versions(request: HttpRequest) -> HttpResponse:
             "mlp_reads": selectors.mlp_reads(v),
             "verdict": gate.promotion_verdict(v),
             "history": history.get(v.pk, []),
+            "alpha_percent": _alpha_percent(v),
         }
         for v in versions
     ]
@@ -190,6 +221,12 @@ def model_versions(request: HttpRequest) -> HttpResponse:
         "busy": promotion is not None and promotion.is_active,
     }
     return render(request, "training/versions.html", context)
+
+
+def _alpha_percent(version: ModelVersion) -> float | None:
+    """The target DCM rate of a bounded suggestion, in percent; None for another policy."""
+    suggestion = (version.manifest or {}).get("suggestion") or {}
+    return None if "alpha" not in suggestion else round(100 * suggestion["alpha"], 2)
 
 
 @require_GET

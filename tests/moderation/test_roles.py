@@ -73,6 +73,8 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "dashboards:health_retry": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:runs": {"GET": (LOGIN, LOGIN, 403, 200)},
     "training:start": {"POST": (LOGIN, LOGIN, 403, 302)},
+    # 302 for the admin: back to the versions page, saying the champion has no α to set.
+    "training:recalibrate": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:run": {"GET": (LOGIN, LOGIN, 403, 200)},
     "training:cancel": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:versions": {"GET": (LOGIN, LOGIN, 403, 200)},
@@ -182,6 +184,7 @@ FORMS = {
     "review:undo": "moderator",
     "review:claim": "moderator",
     "training:start": "admin",
+    "training:recalibrate": "admin",
     "training:cancel": "admin",
     "training:promote": "admin",
     "training:rollback": "admin",
