@@ -180,6 +180,7 @@ def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "gate_alpha_percent": (
             round(100 * run.gate["alpha"], 2) if run.gate and run.gate.get("alpha") else None
         ),
+        "run_alpha_percent": None if run.alpha is None else round(100 * run.alpha, 2),
     }
     template = "training/partials/_run.html" if request.htmx else "training/run.html"
     return render(request, template, context)
