@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from moderation.dashboards import tables
-from moderation.dashboards.charts import bar_chart, line_chart
+from moderation.dashboards.charts import Series, bar_chart, line_chart
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.failures import rating_failure_list
 from moderation.dashboards.selectors import (
@@ -154,8 +154,26 @@ def version_detail(request: HttpRequest, version: str) -> HttpResponse:
         "per_class": [(label, figures["per_class"][label]) for label in LABELS] if figures else [],
         "confusion": tables.matrix_rows(figures["confusion"]) if figures else [],
         "dcm_matrix": tables.matrix_rows(figures["dcm_matrix"]) if figures else [],
+        "tradeoff": (report or {}).get("tradeoff") or [],
+        "tradeoff_chart": _tradeoff_chart((report or {}).get("tradeoff") or [], data),
     }
     return render(request, "dashboards/version.html", context)
+
+
+def _tradeoff_chart(rows: list[dict[str, Any]], data: str) -> str | None:
+    """DCM and over-rating rates of the bounded suggestion over α (* the version's own)."""
+    if not rows:
+        return None
+    return line_chart(
+        [
+            Series("DCM rate", [r["dcm_rate"] for r in rows], colour="#d55e00"),
+            Series("over-rating rate", [r["over_rating_rate"] for r in rows], colour="#0072b2"),
+            Series("α", [r["alpha"] for r in rows], colour="#999999", dashed=True),
+        ],
+        x_labels=[f"{r['alpha']:.0%}" + (" *" if r["chosen"] else "") for r in rows],
+        title=f"DCM against over-rating by α, {data} items (* this version's α)",
+        y_label="share of items",
+    )
 
 
 @require_GET

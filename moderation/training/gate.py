@@ -16,6 +16,7 @@ from django.conf import settings
 from moderation.inference import bundles
 from moderation.inference.models import ModelVersion
 from moderation.training.models import Evaluation, TrainingRun
+from rating_models.calibration import read_calibration
 from rating_models.evaluation import evaluate_bundle
 from rating_models.examples import Example
 from rating_models.experts import ExpertOutput
@@ -42,6 +43,8 @@ def evaluation_create(
         examples,
         bootstrap=settings.GATE_BOOTSTRAP,
         outputs=outputs,
+        # A bounded suggestion's calibration items: the report says what each α costs here.
+        calibration=read_calibration(bundles.bundle_path(version)),
     )
     return Evaluation.objects.create(
         model_version=version,

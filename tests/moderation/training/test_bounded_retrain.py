@@ -118,3 +118,19 @@ def test_the_gate_judges_a_recalibration_against_its_alpha_not_the_champions_dcm
     judged = gate.promotion_gate(candidate=report, champion=serving, alpha=0.05)
     assert judged["passed"] and judged["alpha"] == 0.05
     assert not gate.promotion_gate(candidate=report, champion=serving, alpha=0.03)["passed"]
+
+
+def test_the_dashboard_shows_what_each_alpha_costs(bounded_champion, carol_client):
+    from moderation.training.selectors import test_items
+    from moderation.training.services import _labelled_example
+
+    examples = [_labelled_example(i) for i in test_items()]
+    evaluation = gate.evaluation_create(version=bounded_champion, examples=examples)
+    rows = evaluation.report["tradeoff"]
+    assert [r["alpha"] for r in rows if r["chosen"]] == [0.1]
+    assert all({"dcm_rate", "over_rating_rate", "threshold"} <= set(r) for r in rows)
+
+    url = reverse("dashboards:version", args=[bounded_champion.version])
+    page = carol_client.get(url).text
+    assert 'id="tradeoff"' in page and "What each α costs" in page
+    assert "10.0% *" in page and "<svg" in page.split('id="tradeoff"')[1]
