@@ -112,3 +112,27 @@ def run_promotions() -> list:
 
     queued = Promotion.objects.filter(state=Promotion.State.QUEUED).order_by("pk")
     return [registry.promotion_execute(p.pk) for p in queued]
+
+
+@pytest.fixture(scope="session")
+def bounded_bundle_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("bounded-champion") / "bundle"
+    overrides = {**lstm_bundle_config(), "suggested": "bounded", "alpha": 0.1}
+    config = BundleConfig.from_preset("fast", overrides)
+    train_bundle(toy_examples(), toy_examples(1, "v"), config=config, out=directory)
+    return directory
+
+
+@pytest.fixture
+def bounded_champion(bounded_bundle_dir, settings):
+    settings.GATE_MIN_EXPLICIT = 0
+    settings.GATE_F1_TOLERANCE = 1.0
+    settings.GATE_SEVERE_TOLERANCE = 100
+    version = model_version_register(path=bounded_bundle_dir, promote=True)
+    items = []
+    for n in range(3):
+        for split in ("train", "test"):
+            items += [labelled_item(f"{p} {n}", 1, split=split) for p in SAFE]
+            items += [labelled_item(f"{p} {n}", 8, split=split) for p in EXPLICIT]
+    predictions_create(item_ids=[i.pk for i in items])
+    return version

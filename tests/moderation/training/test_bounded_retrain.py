@@ -7,42 +7,12 @@ import pytest
 from django.urls import reverse
 
 from moderation.inference import bundles
-from moderation.inference.services import predictions_create
-from moderation.inference.versions import model_version_register
 from moderation.training import gate, runs, services
 from moderation.training.models import TrainingRun
 from rating_models.bundle import Bundle
 from rating_models.calibration import read_calibration
-from rating_models.config import BundleConfig
-from rating_models.train import train_bundle
-from tests.moderation.training.conftest import labelled_item
-from tests.rating_models.bundles import EXPLICIT, SAFE, lstm_bundle_config, toy_examples
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="session")
-def bounded_bundle_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("bounded-champion") / "bundle"
-    overrides = {**lstm_bundle_config(), "suggested": "bounded", "alpha": 0.1}
-    config = BundleConfig.from_preset("fast", overrides)
-    train_bundle(toy_examples(), toy_examples(1, "v"), config=config, out=directory)
-    return directory
-
-
-@pytest.fixture
-def bounded_champion(bounded_bundle_dir, settings):
-    settings.GATE_MIN_EXPLICIT = 0
-    settings.GATE_F1_TOLERANCE = 1.0
-    settings.GATE_SEVERE_TOLERANCE = 100
-    version = model_version_register(path=bounded_bundle_dir, promote=True)
-    items = []
-    for n in range(3):
-        for split in ("train", "test"):
-            items += [labelled_item(f"{p} {n}", 1, split=split) for p in SAFE]
-            items += [labelled_item(f"{p} {n}", 8, split=split) for p in EXPLICIT]
-    predictions_create(item_ids=[i.pk for i in items])
-    return version
 
 
 def test_an_mlp_retrain_of_a_bounded_champion_calibrates_the_new_mlps_rule(

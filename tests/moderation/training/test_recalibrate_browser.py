@@ -17,7 +17,6 @@ from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.worker import broker, worker
 
-from .test_bounded_retrain import bounded_bundle_dir, bounded_champion  # noqa: F401
 from .test_browser import GATE
 
 REDIS = "redis://127.0.0.1:6379/12"
@@ -32,7 +31,7 @@ def allow_orm_beside_playwright(monkeypatch):
 def test_carol_sets_alpha_and_the_gate_judges_the_candidate_at_it(
     live_server,
     bounded_champion,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     try:
         redis.Redis.from_url(REDIS).flushdb()
