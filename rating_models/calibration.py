@@ -99,9 +99,12 @@ def rule_choose(
         for fit, held in splitter.split(np.zeros(len(labels)), labels):
             votes = calibration.votes[fit] if floor else None
             rule = calibrate(
-                calibration.probs[fit], labels[fit], alpha=alpha, votes=votes,
+                calibration.probs[fit],
+                labels[fit],
+                alpha=alpha,
+                votes=votes,
                 severe_alpha=severe_alpha,
-            )  # fmt: skip
+            )
             predicted = rule.levels(calibration.probs[held], calibration.votes[held])
             dcm.append(float(np.mean(predicted < labels[held])))
             over.append(float(np.mean(predicted > labels[held])))

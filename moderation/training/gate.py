@@ -111,13 +111,14 @@ def promotion_gate(
         )
     else:
         passed = candidate["dcm_rate"] <= alpha + settings.GATE_DCM_TOLERANCE + 1e-12
-        dcm = {
-            **_check("DCM rate", candidate["dcm_rate"], champion["dcm_rate"], passed,
-                     higher_is_worse=True),
-            "target": alpha,
-            "detail": f"DCM rate {candidate['dcm_rate']:.4g} "
-            f"{'is above' if not passed else 'within'} its target α = {alpha:.4g}",
-        }  # fmt: skip
+        relation = "within" if passed else "is above"
+        dcm = _check(
+            "DCM rate", candidate["dcm_rate"], champion["dcm_rate"], passed, higher_is_worse=True
+        )
+        dcm["target"] = alpha
+        dcm["detail"] = (
+            f"DCM rate {candidate['dcm_rate']:.4g} {relation} its target α = {alpha:.4g}"
+        )
     checks = [
         _check(
             "severe DCM count",

@@ -145,8 +145,9 @@ def training_recalibrate(request: HttpRequest) -> HttpResponse:
     judged by the gate at that α."""
     form = RecalibrateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Not recalibrated: the target DCM rate α is a percentage "
-                       "between 0.1 and 50.")  # fmt: skip
+        messages.error(
+            request, "Not recalibrated: the target DCM rate α is a percentage between 0.1 and 50."
+        )
         return redirect("training:versions")
     alpha = float(form.cleaned_data["alpha_percent"]) / 100
     try:
