@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django.http import HttpRequest
 
+from moderation.audit.admin import ReadOnlyAdmin
 from moderation.inference.models import ModelVersion, Prediction, RatingDispatch
 
 
@@ -13,34 +13,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
+class PredictionAdmin(ReadOnlyAdmin):  # append-only: the database refuses changes too
     list_display = ["item", "model_version", "voter_rating", "mlp_rating", "suggested_rating"]
     list_filter = ["model_version", "suggested_rating"]
     readonly_fields = [f.name for f in Prediction._meta.fields]
     list_select_related = ["item", "model_version"]
 
-    # Append-only: the database refuses UPDATE and DELETE of a prediction.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(RatingDispatch)
-class RatingDispatchAdmin(admin.ModelAdmin):
+class RatingDispatchAdmin(ReadOnlyAdmin):
+    # Written by ingestion, the sweep and the workers; a failed item is retried from the
+    # moderation health page, which queues it again and audits the retry.
     list_display = ["item", "dispatched_at", "attempts", "failed_at", "failure"]
     list_filter = [("failed_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["item", "dispatched_at", "attempts", "failed_at", "failure"]
     list_select_related = ["item"]
-
-    # Written by ingestion, the sweep and the workers; a failed item is retried from the
-    # moderation health page, which queues it again.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -2,20 +2,9 @@
 database refuses UPDATE and DELETE); a correction is made on the review page."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 
+from moderation.audit.admin import ReadOnlyAdmin
 from moderation.review.models import Decision, Label
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Decision)
