@@ -4,13 +4,12 @@ import select
 import time
 
 import pytest
-import redis
 from rest_framework.test import APIClient
 
 from moderation.dispatch import send
 from moderation.inference.models import Prediction
 from moderation.media.models import ApiClient, MediaItem
-from tests.moderation.worker import broker, wait_for, worker
+from tests.moderation.worker import broker, empty_redis, wait_for, worker
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -22,13 +21,7 @@ def brokers(tmp_path_factory):
 @pytest.fixture(params=["redis", "embedded"])
 def broker_url(request, tmp_path_factory):
     url = brokers(tmp_path_factory)[request.param]
-    if request.param == "redis":
-        client = redis.Redis.from_url(url)
-        try:
-            client.flushdb()  # messages left by an earlier run name items that do not exist
-        except redis.ConnectionError:
-            pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
-    return url
+    return empty_redis(url) if request.param == "redis" else url
 
 
 @pytest.mark.django_db(transaction=True)

@@ -49,9 +49,8 @@ def labelled_picture(level: int, colour, size, *, split: str, prompt: str) -> Me
     return item
 
 
-@pytest.fixture
-def labelled(champion):  # noqa: F811
-    """Labelled items in both splits, predicted by the champion."""
+def labelled_items() -> list[MediaItem]:
+    """Labelled items in both splits (24 each), predicted by the champion."""
     items = []
     for n in range(3):
         for split in ("train", "test"):
@@ -59,6 +58,12 @@ def labelled(champion):  # noqa: F811
             items += [labelled_item(f"{p} {n}", 8, split=split) for p in EXPLICIT]
     predictions_create(item_ids=[i.pk for i in items])
     return items
+
+
+@pytest.fixture
+def labelled(champion):  # noqa: F811
+    """Labelled items in both splits, predicted by the champion."""
+    return labelled_items()
 
 
 @pytest.fixture(scope="session")
@@ -129,10 +134,5 @@ def bounded_champion(bounded_bundle_dir, settings):
     settings.GATE_F1_TOLERANCE = 1.0
     settings.GATE_SEVERE_TOLERANCE = 100
     version = model_version_register(path=bounded_bundle_dir, promote=True)
-    items = []
-    for n in range(3):
-        for split in ("train", "test"):
-            items += [labelled_item(f"{p} {n}", 1, split=split) for p in SAFE]
-            items += [labelled_item(f"{p} {n}", 8, split=split) for p in EXPLICIT]
-    predictions_create(item_ids=[i.pk for i in items])
+    labelled_items()
     return version

@@ -11,7 +11,6 @@ inside it, Playwright's greenlet gives Django a second connection that nothing c
 from __future__ import annotations
 
 import pytest
-import redis
 from playwright.sync_api import expect, sync_playwright
 
 from moderation.demo.chromium import launch, log_in
@@ -19,7 +18,7 @@ from moderation.inference.models import ModelVersion
 from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.screenshots import screenshot_path
-from tests.moderation.worker import broker, worker
+from tests.moderation.worker import broker, empty_redis, worker
 
 REDIS = "redis://127.0.0.1:6379/14"
 # The gate passes on the tiny fixture data but waits for an admin; the worker reads the same
@@ -40,11 +39,7 @@ def allow_orm_beside_playwright(monkeypatch):
 
 @pytest.fixture
 def redis_url():
-    try:
-        redis.Redis.from_url(REDIS).flushdb()  # a message left by an earlier run names no run
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
-    return REDIS
+    return empty_redis(REDIS)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,7 +16,6 @@ import re
 import time
 
 import pytest
-import redis
 from playwright.sync_api import expect, sync_playwright
 
 from moderation.demo.chromium import launch, log_in
@@ -27,7 +26,7 @@ from moderation.review.models import Label, ReviewState
 from moderation.training.models import Promotion
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.screenshots import screenshot_path
-from tests.moderation.worker import broker, worker
+from tests.moderation.worker import broker, empty_redis, worker
 
 from .test_views import PASSED, finished_run
 
@@ -43,11 +42,7 @@ def allow_orm_beside_playwright(monkeypatch):
 
 @pytest.fixture
 def redis_url():
-    try:
-        redis.Redis.from_url(REDIS).flushdb()
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
-    return REDIS
+    return empty_redis(REDIS)
 
 
 def queued_items(champion: ModelVersion) -> list[MediaItem]:

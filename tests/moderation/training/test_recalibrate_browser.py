@@ -9,13 +9,12 @@ Playwright's event loop, and the database is read only outside the `sync_playwri
 from __future__ import annotations
 
 import pytest
-import redis
 from playwright.sync_api import expect, sync_playwright
 
 from moderation.demo.chromium import launch, log_in
 from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
-from tests.moderation.worker import broker, worker
+from tests.moderation.worker import broker, empty_redis, worker
 
 from .test_browser import GATE
 
@@ -33,10 +32,7 @@ def test_carol_sets_alpha_and_the_gate_judges_the_candidate_at_it(
     bounded_champion,
     tmp_path,
 ):
-    try:
-        redis.Redis.from_url(REDIS).flushdb()
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
+    empty_redis(REDIS)
     make_user("carol", "admins")
     env = {**GATE, "BUNDLE_DIR": str(tmp_path / "bundles")}
 
