@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
-from rating_models.risk import BoundedRule, calibrate, tradeoff
+from rating_models.risk import BoundedRule, calibrate, rates
 
 CALIBRATION_FILE = "stacking/calibration.npz"
 
@@ -105,9 +105,11 @@ def rule_choose(
                 votes=votes,
                 severe_alpha=severe_alpha,
             )
-            predicted = rule.levels(calibration.probs[held], calibration.votes[held])
-            dcm.append(float(np.mean(predicted < labels[held])))
-            over.append(float(np.mean(predicted > labels[held])))
+            held_out = rates(
+                rule.levels(calibration.probs[held], calibration.votes[held]), labels[held]
+            )
+            dcm.append(held_out["dcm_rate"])
+            over.append(held_out["over_rating_rate"])
         report["voter_floor" if floor else "no_floor"] = {
             "dcm_rate": round(float(np.mean(dcm)), 4),
             "over_rating_rate": round(float(np.mean(over)), 4),
@@ -157,9 +159,13 @@ def tradeoff_rows(
             )
         except ValueError:
             continue
-        (row,) = tradeoff(probs, labels, lambda _, fixed=candidate: fixed, [alpha], votes)
         rows.append(
-            {**row, "threshold": candidate.effective_threshold, "chosen": alpha == rule.alpha}
+            {
+                "alpha": alpha,
+                **rates(candidate.levels(probs, votes), labels),
+                "threshold": candidate.effective_threshold,
+                "chosen": alpha == rule.alpha,
+            }
         )
     return rows
 

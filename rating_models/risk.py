@@ -171,28 +171,29 @@ def calibrate(
     )
 
 
+def rates(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """The DCM, severe DCM (over the explicit items; None without any) and over-rating rates
+    of these predicted class indices."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels, dtype=np.int64)
+    explicit = labels >= EXPLICIT_FROM
+    return {
+        "dcm_rate": float(np.mean(predicted < labels)) if len(labels) else 0.0,
+        "over_rating_rate": float(np.mean(predicted > labels)) if len(labels) else 0.0,
+        "severe_dcm_rate": (
+            float(np.mean(predicted[explicit] <= MILD_UP_TO)) if explicit.any() else None
+        ),
+    }
+
+
 def tradeoff(
     probs: np.ndarray,
     labels: np.ndarray,
     rule_for: Any,
     alphas: list[float],
     votes: np.ndarray | None = None,
-) -> list[dict[str, float]]:
-    """For each α, the DCM, severe DCM and over-rating rates of `rule_for(α)` on these items
-    (the curve of DCM against over-rating)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    explicit = labels >= EXPLICIT_FROM
-    rows = []
-    for alpha in alphas:
-        predicted = rule_for(alpha).levels(probs, votes)
-        rows.append(
-            {
-                "alpha": alpha,
-                "dcm_rate": float(np.mean(predicted < labels)) if len(labels) else 0.0,
-                "over_rating_rate": float(np.mean(predicted > labels)) if len(labels) else 0.0,
-                "severe_dcm_rate": (
-                    float(np.mean(predicted[explicit] <= MILD_UP_TO)) if explicit.any() else None
-                ),
-            }
-        )
-    return rows
+) -> list[dict[str, float | None]]:
+    """For each α, the rates of `rule_for(α)` on these items (the curve of DCM against
+    over-rating)."""
+    return [
+        {"alpha": alpha, **rates(rule_for(alpha).levels(probs, votes), labels)} for alpha in alphas
+    ]

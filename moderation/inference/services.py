@@ -276,14 +276,19 @@ def items_due(version: ModelVersion) -> QuerySet[MediaItem]:
     return items_unpredicted(version).filter(~Exists(held))
 
 
-def ratings_dispatch(*, item_ids: Sequence[int]) -> bool:
-    """Queue the items' rating now, stamped first so that no sweep doubles the message during
-    its lease; False, and the stamp removed, when the broker refused it."""
-    RatingDispatch.objects.stamp(item_ids=item_ids)
-    if send(PREDICT_ITEMS, list(item_ids)):
-        return True
-    RatingDispatch.objects.unstamp(item_ids=item_ids)
-    return False
+def ratings_dispatch(*, item_ids: Sequence[int], batch_size: int | None = None) -> int:
+    """Queue the items' rating now, in messages of `batch_size` (INFERENCE_BATCH_SIZE), each
+    batch stamped first so that no sweep doubles its message during the lease. Returns how
+    many items were queued: at the first batch the broker refuses, its stamp is removed and
+    the rest wait for the next sweep."""
+    size = batch_size or settings.INFERENCE_BATCH_SIZE
+    for start in range(0, len(item_ids), size):
+        batch = list(item_ids[start : start + size])
+        RatingDispatch.objects.stamp(item_ids=batch)
+        if not send(PREDICT_ITEMS, batch):
+            RatingDispatch.objects.unstamp(item_ids=batch)
+            return start
+    return len(item_ids)
 
 
 @transaction.atomic

@@ -47,11 +47,4 @@ def sweep_unpredicted(batch_size: int | None = None) -> int:
     if version is None:
         return 0
     ids = list(services.items_due(version).order_by("pk").values_list("pk", flat=True))
-    batch_size = batch_size or settings.INFERENCE_BATCH_SIZE
-    queued = 0
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
-        if not services.ratings_dispatch(item_ids=batch):
-            break
-        queued += len(batch)
-    return queued
+    return services.ratings_dispatch(item_ids=ids, batch_size=batch_size)

@@ -223,12 +223,8 @@ def _switch(promotion: Promotion) -> None:
         )
     # The open items it has not rated yet (arrived meanwhile, or beyond PROMOTION_RATE_ITEMS)
     # show the former champion's suggestion until the workers have rated them.
-    waiting = _open_items_unrated(version)
-    for start in range(0, len(waiting), settings.INFERENCE_BATCH_SIZE):
-        if not services.ratings_dispatch(
-            item_ids=waiting[start : start + settings.INFERENCE_BATCH_SIZE]
-        ):
-            break  # the broker is down: the sweep queues them once it is back
+    # With the broker down, the sweep queues them once it is back.
+    services.ratings_dispatch(item_ids=_open_items_unrated(version))
 
 
 def _fail(promotion_id: int, error: str) -> None:

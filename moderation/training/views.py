@@ -178,10 +178,8 @@ def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "gate_rows": gate_rows(run.gate) if run.gate else [],
         "candidate_reads": selectors.mlp_reads(run.candidate),
         "verdict": gate.promotion_verdict(run.candidate) if run.candidate else None,
-        "gate_alpha_percent": (
-            round(100 * run.gate["alpha"], 2) if run.gate and run.gate.get("alpha") else None
-        ),
-        "run_alpha_percent": None if run.alpha is None else round(100 * run.alpha, 2),
+        # A recalibration's α, which its gate judged it at.
+        "run_alpha_percent": _percent(run.alpha),
     }
     template = "training/partials/_run.html" if request.htmx else "training/run.html"
     return render(request, template, context)
@@ -227,8 +225,11 @@ def model_versions(request: HttpRequest) -> HttpResponse:
 
 def _alpha_percent(version: ModelVersion) -> float | None:
     """The target DCM rate of a bounded suggestion, in percent; None for another policy."""
-    suggestion = (version.manifest or {}).get("suggestion") or {}
-    return None if "alpha" not in suggestion else round(100 * suggestion["alpha"], 2)
+    return _percent(((version.manifest or {}).get("suggestion") or {}).get("alpha"))
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else round(100 * share, 2)
 
 
 @require_GET
