@@ -68,6 +68,9 @@ class BundlePrediction:
     flagged: np.ndarray  # (N,) bool: a moderator must look whatever the rating
     voters: np.ndarray  # (N,) int: how many experts voted (odd, or 0 when all abstained)
     mlp_used: np.ndarray  # (N, experts) bool: whose features the MLP read, in expert order
+    # (N,) bool: the bounded rule publishes the suggestion without a moderator; None: the
+    # bundle has no such rule (another suggestion policy).
+    auto_publish: np.ndarray | None = None
 
     def mlp_experts(self, row: int) -> list[str]:
         """The experts whose features the MLP read for one item."""
@@ -91,6 +94,7 @@ class BundlePrediction:
             self.flagged[index],
             self.voters[index],
             self.mlp_used[index],
+            None if self.auto_publish is None else self.auto_publish[index],
         )
 
     def suggested_rating(self, row: int) -> Rating:
@@ -202,7 +206,12 @@ class Bundle:
         for out in outputs.values():
             flagged |= out.flagged
         used = self.mlp.used(outputs)
-        return BundlePrediction(outputs, votes, mlp_probs, mlp, suggested, flagged, voters, used)
+        published = None
+        if self.suggested == "bounded":  # never an item a moderator must see
+            published = self.rule.publishable(mlp_probs, suggested) & ~flagged
+        return BundlePrediction(
+            outputs, votes, mlp_probs, mlp, suggested, flagged, voters, used, published
+        )
 
     def _guard_mlp(
         self,
@@ -411,4 +420,5 @@ def _concatenate(parts: list[BundlePrediction]) -> BundlePrediction:
             np.concatenate([getattr(p, f) for p in parts])
             for f in ("voter", "mlp_probs", "mlp", "suggested", "flagged", "voters", "mlp_used")
         ),
+        None if parts[0].auto_publish is None else np.concatenate([p.auto_publish for p in parts]),
     )

@@ -15,6 +15,7 @@ and the one that over-rates fewer items wins.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,22 @@ def mlp_out_of_fold(
     return probs
 
 
+def items_needed(alpha: float, folds: int) -> int:
+    """The fewest calibration items that can choose the rule at `alpha` by `folds`-fold
+    cross-validation: each fit of the rule (on k - 1 folds) must be able to bound α."""
+    fewest = math.ceil(1 / alpha - 1e-9) - 1  # n with α (n + 1) >= 1
+    return math.ceil(fewest * folds / (folds - 1))
+
+
+def items_check(n: int, *, alpha: float, folds: int) -> None:
+    """ValueError, saying what to change, when `n` items cannot choose the rule at `alpha`."""
+    if n < (needed := items_needed(alpha, folds)):
+        raise ValueError(
+            f"the bounded suggestion at α = {alpha:.1%} needs at least {needed} rated items "
+            f"(training and validation), {n} given: raise alpha or set suggested to 'max'"
+        )
+
+
 def rule_choose(
     calibration: CalibrationSet,
     *,
@@ -90,8 +107,10 @@ def rule_choose(
     seed: int = 1234,
 ) -> tuple[BoundedRule, dict[str, Any]]:
     """The rule for `alpha`, its voter floor chosen by cross-validation; and the figures that
-    chose it (held-out DCM and over-rating rates, with and without the floor)."""
+    chose it (held-out DCM and over-rating rates, with and without the floor). ValueError when
+    there are fewer than `items_needed` calibration items."""
     labels = calibration.labels
+    items_check(len(labels), alpha=alpha, folds=folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     report: dict[str, Any] = {}
     for floor in (False, True):
@@ -141,11 +160,14 @@ def tradeoff_rows(
     votes: np.ndarray,
     labels: np.ndarray,
     alphas: Sequence[float] = TRADEOFF_ALPHAS,
+    flagged: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """What each α would cost on these (test) items: the rule recalibrated at α on the
     bundle's calibration items (its floor and severe bound as the bundle's), then its DCM,
-    severe DCM and over-rating rates; `chosen` marks the bundle's own α. An α the calibration
-    items cannot bound is left out."""
+    severe DCM and over-rating rates, and the share it would publish unreviewed; `chosen`
+    marks the bundle's own α. An α the calibration items cannot bound is left out. `flagged`:
+    items a moderator must see, never published."""
+    reviewed = np.zeros(len(labels), dtype=bool) if flagged is None else np.asarray(flagged)
     floor = calibration.votes if rule.voter_floor else None
     rows = []
     for alpha in sorted({*alphas, rule.alpha}):
@@ -159,10 +181,13 @@ def tradeoff_rows(
             )
         except ValueError:
             continue
+        levels = candidate.levels(probs, votes)
+        published = candidate.publishable(probs, levels) & ~reviewed
         rows.append(
             {
                 "alpha": alpha,
-                **rates(candidate.levels(probs, votes), labels),
+                **rates(levels, labels),
+                "automation_share": float(published.mean()),
                 "threshold": candidate.effective_threshold,
                 "chosen": alpha == rule.alpha,
             }

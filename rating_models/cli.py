@@ -255,7 +255,16 @@ def format_selection(selection: dict[str, Any]) -> str:
         block = selection[choice]
         for name, figures in block["candidates"].items():
             rows.append(_selection_row(choice, name, figures, name == block["chosen"]))
-    return "\n".join(lines + table(rows))
+    lines += table(rows)
+    bounded = selection["mlp"].get("bounded_rule")
+    if bounded:
+        lines += ["", "bounded suggestion: held-out rates of its rule per MLP weighting", ""]
+        costs = [("MLP weighting", "DCM rate", "over-rating rate", "chosen")]
+        for name, figures in bounded.items():
+            chosen = "*" if name == selection["mlp"]["chosen"] else ""
+            costs.append((name, fmt(figures["dcm_rate"]), fmt(figures["over_rating_rate"]), chosen))
+        lines += table(costs)
+    return "\n".join(lines)
 
 
 def _selection_row(choice: str, name: str, f: dict[str, Any], chosen: bool) -> tuple[str, ...]:

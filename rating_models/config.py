@@ -38,7 +38,7 @@ def _experts(mode: str) -> list[dict[str, Any]]:
 # "full": the transformer experts are fine-tuned end to end, for GPU workers. Both default to
 # the offline MiniLM backbone; a production backbone is a setting (`--config`).
 PRESETS: dict[str, dict[str, Any]] = {
-    preset: {"experts": _experts(mode), "voter": None, "mlp": {}, "suggested": "max"}
+    preset: {"experts": _experts(mode), "voter": None, "mlp": {}, "suggested": "bounded"}
     for preset, mode in (("fast", "frozen"), ("full", "finetune"))
 }
 
@@ -54,7 +54,7 @@ class BundleConfig:
     # even number speak) comes from cross-validation when the bundle is trained.
     voter: list[str] | None = None
     mlp: dict[str, Any] = field(default_factory=dict)
-    suggested: str = "max"
+    suggested: str = "bounded"
     # "bounded": the suggestion whose expected DCM rate is at most `alpha` (rating_models.risk),
     # and whose severe DCM rate is at most `severe_alpha` where the explicit items allow.
     alpha: float = 0.03

@@ -13,6 +13,7 @@ from rating_models.calibration import CalibrationSet, tradeoff_rows
 from rating_models.examples import Example, rated
 from rating_models.experts import ExpertOutput
 from rating_models.metrics import model_report
+from rating_models.risk import automation
 
 
 def evaluate_bundle(
@@ -32,7 +33,9 @@ def evaluate_bundle(
     model also gets `intervals`: 95% bootstrap intervals over that many resamples.
     `outputs`: the bundle's experts' outputs on `examples`, computed before (stored features),
     so that they do not run again (`Bundle.predict_from_outputs`). `calibration`: a bounded
-    bundle's calibration items; the report then has `tradeoff`, what each α costs here.
+    bundle's calibration items; the report then has `tradeoff`, what each α costs here. A
+    bounded bundle's report has `automation`: the share it publishes unreviewed, and the DCM
+    among exactly those items.
     """
     scored = rated(examples)
     if outputs is None:
@@ -44,9 +47,16 @@ def evaluate_bundle(
     y_true = np.array([e.rating.index for e in scored], dtype=np.int64)
     report = _report(bundle, prediction, y_true, bootstrap)
     report["excluded"] = len(examples) - len(scored)
+    if prediction.auto_publish is not None:
+        report["automation"] = automation(prediction.auto_publish, prediction.suggested, y_true)
     if calibration is not None and bundle.rule is not None:
         report["tradeoff"] = tradeoff_rows(
-            calibration, bundle.rule, prediction.mlp_probs, prediction.voter, y_true
+            calibration,
+            bundle.rule,
+            prediction.mlp_probs,
+            prediction.voter,
+            y_true,
+            flagged=prediction.flagged,
         )
     if by is not None:
         groups: dict[str, list[int]] = defaultdict(list)

@@ -25,6 +25,8 @@ def format_report(
             [("true \\ predicted", *LABELS)]
             + [(LABELS[i], *map(str, row)) for i, row in enumerate(report["confusion"])]
         )
+    if report.get("automation"):
+        lines += ["", automation_line(report["automation"])]
     if report.get("tradeoff"):
         lines += ["", TRADEOFF_TITLE, ""]
         lines += render(_tradeoff_rows(report["tradeoff"]))
@@ -41,8 +43,20 @@ TRADEOFF_TITLE = (
 )
 
 
+def automation_line(figures: dict[str, Any]) -> str:
+    """One sentence: how much the rule publishes unreviewed, and the DCM among those items."""
+    if not figures["published"]:
+        return "published without a moderator: none"
+    severe = figures.get("severe_dcm_rate")
+    return (
+        f"published without a moderator: {figures['share']:.1%} of items "
+        f"({figures['published']}); DCM rate among them {figures['dcm_rate']:.2%}"
+        + ("" if severe is None else f", severe DCM rate {severe:.2%}")
+    )
+
+
 def _tradeoff_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    out = [("α", "threshold", "DCM rate", "severe DCM rate", "over-rating rate")]
+    out = [("α", "threshold", "DCM rate", "severe DCM rate", "over-rating rate", "published")]
     for row in rows:
         out.append(
             (
@@ -51,6 +65,7 @@ def _tradeoff_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 fmt(row["dcm_rate"]),
                 fmt(row["severe_dcm_rate"]),
                 fmt(row["over_rating_rate"]),
+                fmt(row.get("automation_share")),
             )
         )
     return out

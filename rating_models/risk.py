@@ -23,23 +23,39 @@ The severe DCM rate (an X or XXX item rated PG or PG13) is bounded the same way 
 explicit calibration items, when there are enough of them for the bound to exist
 (α_severe (n_explicit + 1) ≥ 1); the rule then takes the smaller of the two thresholds.
 
+Publishing without a moderator. An item whose suggested rating r leaves little mass above it,
+P(rating > r | x) < τ, is published at r unreviewed; the DCM rate among exactly those items is
+what a platform risks. τ is chosen by Learn then Test (Angelopoulos et al., 2021) with fixed
+sequence testing: along a grid of τ fixed in advance, from the most cautious up, the null
+hypothesis "the DCM rate among the items published at τ exceeds α" is rejected while the
+binomial tail of the errors seen among the published calibration items is at most δ; τ̂ is the
+last rejected. (The walk starts at the first τ that publishes enough items to reject at all,
+which the unlabelled risks decide.) Then, with probability at least 1 - δ over the
+calibration items, the expected DCM rate among published items is at most α; no τ rejected,
+nothing is published. The same items chose λ̂ a step before: one threshold out of thousands of
+items, which the test split and the live figures check (the DCM among published items).
+
 MAPIE and crepes calibrate prediction sets and regression intervals; neither controls an
 ordinal loss such as this one, and the rule itself is the order statistic above: it is
-written here.
+written here (scipy gives the binomial tail).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
 from rating_models.ratings import NUM_CLASSES
 
 EXPLICIT_FROM = 3  # X and XXX
 MILD_UP_TO = 1  # PG and PG13
+PUBLISH_DELTA = 0.1  # the publishing bound holds with probability 1 - δ
+# The τ Learn then Test walks, most cautious first: fixed before any item is seen.
+PUBLISH_GRID = tuple(float(t) for t in np.geomspace(1e-4, 1.0, 161))
 
 
 def mass_above(probs: np.ndarray) -> np.ndarray:
@@ -103,6 +119,39 @@ def crc_threshold(scores: np.ndarray, alpha: float) -> float | None:
     return float(ordered[k])  # k items have a smaller score: exactly k errors at most
 
 
+def risk_above(probs: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """P(rating > level | x) at each item's rated level: the chance it is down-classed."""
+    levels = np.asarray(levels, dtype=np.int64)
+    return mass_above(probs)[np.arange(len(levels)), levels]
+
+
+def publish_threshold(
+    risk: np.ndarray,
+    errors: np.ndarray,
+    alpha: float,
+    *,
+    delta: float = PUBLISH_DELTA,
+    grid: tuple[float, ...] = PUBLISH_GRID,
+) -> float | None:
+    """τ̂ by fixed sequence testing: the largest τ on `grid`, walked from its start, such that
+    every τ up to it rejects "DCM rate among items with risk < τ exceeds α" at level δ (the
+    binomial probability of so few errors, were the rate α). None: not even the first does."""
+    risk, errors = np.asarray(risk, dtype=np.float64), np.asarray(errors, dtype=bool)
+    # Fewer published items than this cannot reject even without an error, (1 - α)^n > δ: the
+    # walk starts past them. Which τ those are depends on the risks alone, not on any label.
+    fewest = math.ceil(math.log(delta) / math.log1p(-alpha))
+    chosen = None
+    for tau in grid:
+        published = risk < tau
+        n = int(published.sum())
+        if n < fewest:
+            continue
+        if binom.cdf(int(errors[published].sum()), n, alpha) > delta:
+            break
+        chosen = tau
+    return chosen
+
+
 @dataclass(frozen=True)
 class BoundedRule:
     """The calibrated rule, as the bundle's manifest keeps it."""
@@ -114,12 +163,22 @@ class BoundedRule:
     severe_alpha: float | None = None
     severe_threshold: float | None = None  # None: too few explicit items to bound it
     n_explicit: int = 0
+    # Published unreviewed when the risk above the rating is below this (None: never), so that
+    # the DCM rate among published items is at most α with probability 1 - publish_delta.
+    publish_below: float | None = None
+    publish_delta: float = PUBLISH_DELTA
 
     def levels(self, probs: np.ndarray, votes: np.ndarray | None = None) -> np.ndarray:
         """Class indices for items with these MLP probabilities (and voter ratings, -1 where
         the voter abstained)."""
         floor = None if not self.voter_floor or votes is None else np.asarray(votes)
         return raise_until(probs, self.effective_threshold, floor)
+
+    def publishable(self, probs: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Which items, rated `levels` by this rule, it publishes without a moderator."""
+        if self.publish_below is None:
+            return np.zeros(len(levels), dtype=bool)
+        return risk_above(probs, levels) < self.publish_below
 
     @property
     def effective_threshold(self) -> float:
@@ -160,7 +219,7 @@ def calibrate(
     explicit = int(np.sum(labels >= EXPLICIT_FROM))
     if severe_alpha is not None and explicit:
         severe = crc_threshold(severe_scores(probs, labels, votes), severe_alpha)
-    return BoundedRule(
+    rule = BoundedRule(
         alpha=alpha,
         threshold=threshold,
         voter_floor=votes is not None,
@@ -169,6 +228,26 @@ def calibrate(
         severe_threshold=severe,
         n_explicit=explicit,
     )
+    levels = rule.levels(probs, votes)
+    tau = publish_threshold(risk_above(probs, levels), levels < labels, alpha)
+    return replace(rule, publish_below=tau)
+
+
+def automation(
+    published: np.ndarray, predicted: np.ndarray, labels: np.ndarray
+) -> dict[str, float | int | None]:
+    """How much skips review, and what it risks: the share of items published unreviewed, and
+    the DCM and severe DCM rates among exactly those (None where there are none)."""
+    published = np.asarray(published, dtype=bool)
+    predicted, labels = np.asarray(predicted)[published], np.asarray(labels)[published]
+    n = int(published.sum())
+    among = rates(predicted, labels) if n else {"dcm_rate": None, "severe_dcm_rate": None}
+    return {
+        "share": float(published.mean()) if len(published) else 0.0,
+        "published": n,
+        "dcm_rate": among["dcm_rate"],
+        "severe_dcm_rate": among["severe_dcm_rate"],
+    }
 
 
 def rates(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
@@ -193,7 +272,17 @@ def tradeoff(
     votes: np.ndarray | None = None,
 ) -> list[dict[str, float | None]]:
     """For each α, the rates of `rule_for(α)` on these items (the curve of DCM against
-    over-rating)."""
-    return [
-        {"alpha": alpha, **rates(rule_for(alpha).levels(probs, votes), labels)} for alpha in alphas
-    ]
+    over-rating) and the share it publishes unreviewed."""
+    rows = []
+    for alpha in alphas:
+        rule = rule_for(alpha)
+        levels = rule.levels(probs, votes)
+        published = rule.publishable(probs, levels)
+        rows.append(
+            {
+                "alpha": alpha,
+                **rates(levels, labels),
+                "automation_share": float(published.mean()) if len(labels) else 0.0,
+            }
+        )
+    return rows

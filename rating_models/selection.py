@@ -13,6 +13,10 @@ every choice is scored on out-of-fold predictions over train + val:
    the MLP and the voter take the best macro-F1 among the choices whose DCM rate is below the
    baseline's; the suggestion the best macro-F1 among those at most half the baseline's DCM
    rate. Where no choice qualifies, the lowest DCM rate wins.
+4. A bounded suggestion (`suggested: bounded`) is kept: its DCM rate is the admin's α, not a
+   choice. Its cost is over-rating, so the MLP's class weighting is the one whose bounded rule,
+   calibrated on the other folds' out-of-fold probabilities, over-rates the fewest held-out
+   items (rating_models.calibration.rule_choose); the policies above are logged beside it.
 
 Every candidate's figures, with bootstrap intervals, go into the log that the bundle's manifest
 keeps; so do the data's fingerprint and the folds.
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from rating_models.calibration import CalibrationSet, rule_choose
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
 from rating_models.combine.voter import rank_by, vote
 from rating_models.config import BundleConfig, ConfigError
@@ -42,7 +47,7 @@ log = logging.getLogger(__name__)
 # Settings tried per expert kind (each overrides the preset's config); cheap kinds only: a
 # grid over the LSTM or a fine-tuned encoder would take hours on a CPU.
 GRID: dict[str, list[dict[str, Any]]] = {"ngram": [{"C": 3.0}, {"C": 10.0}]}
-MLP_WEIGHTINGS = ("balanced", "sqrt")
+MLP_WEIGHTINGS = ("balanced", "sqrt", "none")
 POLICIES = ("max", "voter", "mlp")
 BASELINE = "ngram"
 
@@ -112,7 +117,7 @@ def select(
         )
         for weighting in MLP_WEIGHTINGS
     }
-    mlp_log = {w: _figures(labels, p, bootstrap) for w, p in mlp_trials.items()}
+    mlp_log = {w: _figures(labels, p.argmax(axis=1), bootstrap) for w, p in mlp_trials.items()}
     weighting = _pick(mlp_log, below=baseline["dcm_rate"])
 
     panels = {"all": ranked}
@@ -125,17 +130,27 @@ def select(
     voter_log = {n: _figures(labels, np.maximum(p, 0), bootstrap) for n, p in voter_trials.items()}
     panel_name = _pick(voter_log, below=baseline["dcm_rate"])
 
-    voted, mlp = voter_trials[panel_name], mlp_trials[weighting]
+    voted = voter_trials[panel_name]
+    bounded_log = None
+    if config.suggested == "bounded":
+        stage("bounded rule")
+        bounded_log = _bounded_costs(config, examples, mlp_trials, voted, labels)
+        weighting = min(bounded_log, key=lambda w: bounded_log[w]["over_rating_rate"])
+    mlp = mlp_trials[weighting].argmax(axis=1)
     suggestions = {"max": np.maximum(voted, mlp), "voter": np.where(voted >= 0, voted, mlp)}
     suggestions["mlp"] = mlp
     policy_log = {p: _figures(labels, suggestions[p], bootstrap) for p in POLICIES}
     policy = _pick(policy_log, below=baseline["dcm_rate"] / 2, inclusive=True)
+    if config.suggested == "bounded":
+        policy = "bounded"
 
     chosen = BundleConfig(
         experts=chosen_specs,
         voter=panels[panel_name],
         mlp={**config.mlp, "class_weighting": weighting},
         suggested=policy,
+        alpha=config.alpha,
+        severe_alpha=config.severe_alpha,
         folds=config.folds,
         min_image_labels=config.min_image_labels,
         seed=config.seed,
@@ -151,13 +166,39 @@ def select(
         "baseline": baseline,
         "experts": expert_log,
         "expert_scores": scores,
-        "mlp": {"chosen": weighting, "candidates": mlp_log},
+        "mlp": {"chosen": weighting, "candidates": mlp_log, "bounded_rule": bounded_log},
         "voter": {"chosen": panel_name, "panels": panels, "candidates": voter_log},
         "suggested": {"chosen": policy, "candidates": policy_log},
         "chosen_experts": chosen_specs,
     }
     chosen.validate()
     return chosen, OutOfFold([e.id for e in examples], outputs), prototypes
+
+
+def _bounded_costs(
+    config: BundleConfig,
+    examples: Sequence[Example],
+    mlp_trials: dict[str, np.ndarray],
+    votes: np.ndarray,
+    labels: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """Per MLP weighting, the bounded rule's held-out DCM and over-rating rates at α: the rule
+    calibrated on k - 1 folds of the out-of-fold probabilities, scored on the last (with the
+    voter's floor or without, whichever over-rates less)."""
+    costs = {}
+    for weighting, probs in mlp_trials.items():
+        calibration = CalibrationSet([e.id for e in examples], probs, labels, votes)
+        _, report = rule_choose(
+            calibration,
+            alpha=config.alpha,
+            severe_alpha=config.severe_alpha,
+            folds=config.folds,
+            seed=config.seed,
+        )
+        costs[weighting] = min(
+            report["cross_validation"].values(), key=lambda r: r["over_rating_rate"]
+        )
+    return costs
 
 
 def _mlp_out_of_fold(
@@ -170,8 +211,9 @@ def _mlp_out_of_fold(
     weighting: str,
     progress: bool,
 ) -> np.ndarray:
-    """The MLP's prediction of each item by an MLP trained on the other folds' outputs."""
-    predicted = np.zeros(len(labels), dtype=np.int64)
+    """The MLP's probabilities for each item, from an MLP trained on the other folds'
+    outputs."""
+    predicted = np.zeros((len(labels), 5), dtype=np.float64)
     rng = np.random.default_rng(config.seed)
     settings = MLPConfig(**{**config.mlp, "class_weighting": weighting})
     x = MultimodalMLP(slots, settings).inputs(outputs)
@@ -183,7 +225,7 @@ def _mlp_out_of_fold(
         mlp = MultimodalMLP(slots, settings)
         mlp.fit(x[inside[~stop]], labels[inside[~stop]], x[inside[stop]], labels[inside[stop]])
         rows = np.flatnonzero(folds == fold)
-        predicted[rows] = mlp.predict_proba(x[rows]).argmax(axis=1)
+        predicted[rows] = mlp.predict_proba(x[rows])
     return predicted
 
 

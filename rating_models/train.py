@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rating_models.bundle import Bundle
-from rating_models.calibration import CalibrationSet, mlp_out_of_fold, rule_choose
+from rating_models.calibration import CalibrationSet, items_check, mlp_out_of_fold, rule_choose
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
 from rating_models.combine.voter import rank_by, vote
 from rating_models.config import PRESETS, BundleConfig, ConfigError
@@ -59,6 +59,11 @@ def train_bundle(
     train, val = rated(train), rated(val)
     if not train or not val:
         raise ConfigError("training needs rated examples in both the training and validation set")
+    if config.suggested == "bounded":  # refused now, not after the experts' minutes of fitting
+        try:
+            items_check(len(train) + len(val), alpha=config.alpha, folds=config.folds)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     counts = Counter(e.rating.label for e in train)
     log.info(
         "training a bundle: %d train items %s, %d validation items, experts %s",

@@ -104,3 +104,10 @@ def test_recalibrating_needs_a_bundle_with_calibration_items(tmp_path, capsys):
     assert "keeps no calibration items" in capsys.readouterr().err
     assert main(["recalibrate", str(plain), "--alpha", "3", "--out", str(tmp_path / "x")]) == 2
     assert "--alpha 3.0: expected a share between 0 and 1" in capsys.readouterr().err
+
+
+def test_too_few_items_for_the_bounded_suggestion_are_refused_before_any_fitting():
+    # 3% needs 33 items in each fit of the rule: with 2 folds, 66 items in all.
+    config = BundleConfig.from_preset("fast", {**lstm_bundle_config(), "suggested": "bounded"})
+    with pytest.raises(ConfigError, match=r"α = 3\.0% needs at least 66 rated items .*, 40 given"):
+        train_bundle(toy_examples(), toy_examples(1, "v"), config=config)

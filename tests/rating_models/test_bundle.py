@@ -327,6 +327,7 @@ def prompt_trained_with_image_expert():
             ],
             "mlp": TINY_MLP,
             "folds": 2,
+            "suggested": "max",
         },
     )
     return train_bundle(toy_examples(), toy_examples(1, "v"), config=config)

@@ -7,11 +7,14 @@ import pytest
 
 from rating_models.risk import (
     BoundedRule,
+    automation,
     calibrate,
     crc_threshold,
     dcm_scores,
     mass_above,
+    publish_threshold,
     raise_until,
+    risk_above,
     tradeoff,
 )
 
@@ -120,3 +123,53 @@ def test_the_tradeoff_curve_falls_in_dcm_and_rises_in_over_rating():
     dcm = [r["dcm_rate"] for r in rows]
     over = [r["over_rating_rate"] for r in rows]
     assert dcm == sorted(dcm) and over == sorted(over, reverse=True)
+    assert all(0 <= r["automation_share"] <= 1 for r in rows)
+
+
+def calibrated_risks(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items whose down-class risk is uniform on [0, 0.2] and true: an item with risk r is
+    down-classed with probability r. Among items with risk < τ the DCM rate is τ / 2."""
+    rng = np.random.default_rng(seed)
+    risk = rng.uniform(0.0, 0.2, size=n)
+    return risk, rng.random(n) < risk
+
+
+def test_publishing_stops_where_the_dcm_among_published_items_would_pass_alpha():
+    risk, errors = calibrated_risks(20_000, seed=10)
+    tau = publish_threshold(risk, errors, 0.03)
+    # The right τ is 2α = 0.06; the test at δ = 10% stops a little before it.
+    assert 0.045 < tau <= 0.06
+    fresh_risk, fresh_errors = calibrated_risks(50_000, seed=11)
+    published = fresh_risk < tau
+    assert fresh_errors[published].mean() <= 0.03
+
+
+def test_items_that_are_all_wrong_are_never_published():
+    risk = np.linspace(0.0, 0.5, 500)
+    assert publish_threshold(risk, np.ones(500, dtype=bool), 0.03) is None
+
+
+def test_too_few_items_publish_nothing_rather_than_guess():
+    # 20 items without a single error cannot show a rate below 3% at 90% confidence.
+    risk, errors = np.linspace(0.0, 0.01, 20), np.zeros(20, dtype=bool)
+    assert publish_threshold(risk, errors, 0.03) is None
+    assert publish_threshold(np.linspace(0.0, 0.01, 200), np.zeros(200, dtype=bool), 0.03)
+
+
+@pytest.mark.parametrize("alpha", [0.02, 0.05])
+def test_the_rule_publishes_new_items_with_their_dcm_within_alpha(alpha):
+    probs, labels = synthetic(6_000, seed=12)
+    fresh_probs, fresh_labels = synthetic(20_000, seed=13)
+    rule = calibrate(probs, labels, alpha=alpha)
+    assert rule.publish_below is not None and rule.publish_below <= rule.threshold
+    levels = rule.levels(fresh_probs)
+    published = rule.publishable(fresh_probs, levels)
+    assert np.array_equal(published, risk_above(fresh_probs, levels) < rule.publish_below)
+    figures = automation(published, levels, fresh_labels)
+    assert 0 < figures["share"] < 1 and figures["published"] == published.sum()
+    assert figures["dcm_rate"] <= alpha
+
+
+def test_automation_among_no_published_items_has_no_rate():
+    figures = automation(np.zeros(3, dtype=bool), np.zeros(3), np.ones(3))
+    assert figures == {"share": 0.0, "published": 0, "dcm_rate": None, "severe_dcm_rate": None}

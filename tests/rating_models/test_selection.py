@@ -24,6 +24,7 @@ def tiny_config(**overrides: object) -> BundleConfig:
             ],
             "mlp": TINY_MLP,
             "folds": 2,
+            "suggested": "max",
             **overrides,
         },
     )
