@@ -36,7 +36,7 @@ from rating_models.combine.voter import check_membership, panel, vote
 from rating_models.examples import Example
 from rating_models.experts import Expert, ExpertError, ExpertOutput, load_expert
 from rating_models.ratings import Rating
-from rating_models.risk import BoundedRule
+from rating_models.risk import BoundedRule, explicit_alarms
 from rating_models.stacking import OUT_OF_FOLD_FILE, OutOfFold
 
 FORMAT_VERSION = 1
@@ -46,6 +46,11 @@ VOTER_RULE = (
     "members ranked strongest first; on each item, when an even number of them spoke, the "
     "weakest of those sits out; a tie goes to the more restrictive rating"
 )
+
+
+def expert_alarms(outputs: dict[str, ExpertOutput]) -> np.ndarray:
+    """(N,) bool: some expert rates the item X or XXX."""
+    return explicit_alarms(np.stack([out.ratings for out in outputs.values()], axis=1))
 
 
 class BundleError(RuntimeError):
@@ -96,6 +101,10 @@ class BundlePrediction:
             self.mlp_used[index],
             None if self.auto_publish is None else self.auto_publish[index],
         )
+
+    def explicit_alarms(self) -> np.ndarray:
+        """(N,) bool: some expert rates the item X or XXX (the publishing guard)."""
+        return expert_alarms(self.experts)
 
     def suggested_rating(self, row: int) -> Rating:
         return Rating.from_index(int(self.suggested[row]))
@@ -208,7 +217,8 @@ class Bundle:
         used = self.mlp.used(outputs)
         published = None
         if self.suggested == "bounded":  # never an item a moderator must see
-            published = self.rule.publishable(mlp_probs, suggested) & ~flagged
+            published = self.rule.publishable(mlp_probs, suggested, expert_alarms(outputs))
+            published &= ~flagged
         return BundlePrediction(
             outputs, votes, mlp_probs, mlp, suggested, flagged, voters, used, published
         )

@@ -8,8 +8,8 @@ which used them only to stop early. The bundle keeps this set (`CALIBRATION_FILE
 new α is a recalibration, with no model trained again.
 
 Whether the voter's rating is a floor under the rule is chosen by cross-validation over the
-set: the rule is calibrated on k - 1 folds and scored on the last, with and without the floor,
-and the one that over-rates fewer items wins.
+set: the rule is calibrated on k - 1 folds and scored on the last, with and without the floor;
+the one with the fewer severe DCM held out wins, then the one that over-rates fewer items.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class CalibrationSet:
     probs: np.ndarray  # (N, 5) MLP probabilities out of sample
     labels: np.ndarray  # (N,) class indices
     votes: np.ndarray  # (N,) the voter's class index, -1 where it abstained
+    # (N,) bool: some expert rated the item X or XXX (the publishing guard); None: not kept
+    alarms: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,6 +51,7 @@ class CalibrationSet:
             probs=self.probs.astype(np.float32),
             labels=self.labels.astype(np.int8),
             votes=self.votes.astype(np.int8),
+            **({} if self.alarms is None else {"alarms": self.alarms.astype(bool)}),
         )
         path.write_bytes(buffer.getvalue())
 
@@ -60,6 +63,7 @@ class CalibrationSet:
                 data["probs"].astype(np.float64),
                 data["labels"].astype(np.int64),
                 data["votes"].astype(np.int64),
+                data["alarms"].astype(bool) if "alarms" in data.files else None,
             )
 
 
@@ -98,6 +102,12 @@ def items_check(n: int, *, alpha: float, folds: int) -> None:
         )
 
 
+def held_out_cost(figures: dict[str, Any]) -> tuple[float, float]:
+    """What choosing between rules at the same α weighs, in order: the severe DCM rate held
+    out (the error that matters most, which α does not bound), then the over-rating rate."""
+    return figures["severe_dcm_rate"] or 0.0, figures["over_rating_rate"]
+
+
 def rule_choose(
     calibration: CalibrationSet,
     *,
@@ -107,14 +117,14 @@ def rule_choose(
     seed: int = 1234,
 ) -> tuple[BoundedRule, dict[str, Any]]:
     """The rule for `alpha`, its voter floor chosen by cross-validation; and the figures that
-    chose it (held-out DCM and over-rating rates, with and without the floor). ValueError when
-    there are fewer than `items_needed` calibration items."""
+    chose it (held-out DCM, severe DCM and over-rating rates, with and without the floor).
+    ValueError when there are fewer than `items_needed` calibration items."""
     labels = calibration.labels
     items_check(len(labels), alpha=alpha, folds=folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     report: dict[str, Any] = {}
     for floor in (False, True):
-        dcm, over = [], []
+        pooled = np.zeros(len(labels), dtype=np.int64)  # each item rated by the rule it left out
         for fit, held in splitter.split(np.zeros(len(labels)), labels):
             votes = calibration.votes[fit] if floor else None
             rule = calibrate(
@@ -123,23 +133,21 @@ def rule_choose(
                 alpha=alpha,
                 votes=votes,
                 severe_alpha=severe_alpha,
+                alarms=None if calibration.alarms is None else calibration.alarms[fit],
             )
-            held_out = rates(
-                rule.levels(calibration.probs[held], calibration.votes[held]), labels[held]
-            )
-            dcm.append(held_out["dcm_rate"])
-            over.append(held_out["over_rating_rate"])
+            pooled[held] = rule.levels(calibration.probs[held], calibration.votes[held])
         report["voter_floor" if floor else "no_floor"] = {
-            "dcm_rate": round(float(np.mean(dcm)), 4),
-            "over_rating_rate": round(float(np.mean(over)), 4),
+            name: None if value is None else round(value, 4)
+            for name, value in rates(pooled, labels).items()
         }
-    floor = report["voter_floor"]["over_rating_rate"] < report["no_floor"]["over_rating_rate"]
+    floor = held_out_cost(report["voter_floor"]) < held_out_cost(report["no_floor"])
     rule = calibrate(
         calibration.probs,
         labels,
         alpha=alpha,
         votes=calibration.votes if floor else None,
         severe_alpha=severe_alpha,
+        alarms=calibration.alarms,
     )
     return rule, {"cross_validation": report, "folds": folds, "chosen": rule.to_manifest()}
 
@@ -161,12 +169,14 @@ def tradeoff_rows(
     labels: np.ndarray,
     alphas: Sequence[float] = TRADEOFF_ALPHAS,
     flagged: np.ndarray | None = None,
+    alarms: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """What each α would cost on these (test) items: the rule recalibrated at α on the
     bundle's calibration items (its floor and severe bound as the bundle's), then its DCM,
     severe DCM and over-rating rates, and the share it would publish unreviewed; `chosen`
     marks the bundle's own α. An α the calibration items cannot bound is left out. `flagged`:
-    items a moderator must see, never published."""
+    items a moderator must see, never published; `alarms`: the test items some expert rates
+    explicit (the publishing guard)."""
     reviewed = np.zeros(len(labels), dtype=bool) if flagged is None else np.asarray(flagged)
     floor = calibration.votes if rule.voter_floor else None
     rows = []
@@ -178,11 +188,12 @@ def tradeoff_rows(
                 alpha=alpha,
                 votes=floor,
                 severe_alpha=rule.severe_alpha,
+                alarms=calibration.alarms,
             )
         except ValueError:
             continue
         levels = candidate.levels(probs, votes)
-        published = candidate.publishable(probs, levels) & ~reviewed
+        published = candidate.publishable(probs, levels, alarms) & ~reviewed
         rows.append(
             {
                 "alpha": alpha,

@@ -259,10 +259,18 @@ def format_selection(selection: dict[str, Any]) -> str:
     bounded = selection["mlp"].get("bounded_rule")
     if bounded:
         lines += ["", "bounded suggestion: held-out rates of its rule per MLP weighting", ""]
-        costs = [("MLP weighting", "DCM rate", "over-rating rate", "chosen")]
+        costs = [("MLP weighting", "DCM rate", "severe DCM rate", "over-rating rate", "chosen")]
         for name, figures in bounded.items():
             chosen = "*" if name == selection["mlp"]["chosen"] else ""
-            costs.append((name, fmt(figures["dcm_rate"]), fmt(figures["over_rating_rate"]), chosen))
+            costs.append(
+                (
+                    name,
+                    fmt(figures["dcm_rate"]),
+                    fmt(figures.get("severe_dcm_rate")),
+                    fmt(figures["over_rating_rate"]),
+                    chosen,
+                )
+            )
         lines += table(costs)
     return "\n".join(lines)
 

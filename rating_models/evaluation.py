@@ -57,6 +57,7 @@ def evaluate_bundle(
             prediction.voter,
             y_true,
             flagged=prediction.flagged,
+            alarms=prediction.explicit_alarms(),
         )
     if by is not None:
         groups: dict[str, list[int]] = defaultdict(list)

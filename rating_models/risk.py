@@ -32,8 +32,12 @@ binomial tail of the errors seen among the published calibration items is at mos
 last rejected. (The walk starts at the first τ that publishes enough items to reject at all,
 which the unlabelled risks decide.) Then, with probability at least 1 - δ over the
 calibration items, the expected DCM rate among published items is at most α; no τ rejected,
-nothing is published. The same items chose λ̂ a step before: one threshold out of thousands of
-items, which the test split and the live figures check (the DCM among published items).
+nothing is published. One guard comes first, label-free: an item rated PG or PG13 that some
+expert rates X or XXX (an *explicit alarm*) is never published, so the few explicit items,
+which a DCM rate over all items barely weighs, do not slip out unreviewed on the MLP's word
+alone; the test walks over the items the guard lets through. The same items chose λ̂ a step
+before: one threshold out of thousands of items, which the test split and the live figures
+check (the DCM among published items).
 
 MAPIE and crepes calibrate prediction sets and regression intervals; neither controls an
 ordinal loss such as this one, and the rule itself is the order statistic above: it is
@@ -119,6 +123,12 @@ def crc_threshold(scores: np.ndarray, alpha: float) -> float | None:
     return float(ordered[k])  # k items have a smaller score: exactly k errors at most
 
 
+def explicit_alarms(ratings: np.ndarray) -> np.ndarray:
+    """(N,) bool: some expert rates the item X or XXX. `ratings`: (N, experts) class indices,
+    -1 where an expert abstained."""
+    return (np.asarray(ratings) >= EXPLICIT_FROM).any(axis=1)
+
+
 def risk_above(probs: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """P(rating > level | x) at each item's rated level: the chance it is down-classed."""
     levels = np.asarray(levels, dtype=np.int64)
@@ -152,6 +162,13 @@ def publish_threshold(
     return chosen
 
 
+def _held(levels: np.ndarray, alarms: np.ndarray | None) -> np.ndarray:
+    """The items the guard keeps for a moderator: rated mild while an expert says explicit."""
+    if alarms is None:
+        return np.zeros(len(levels), dtype=bool)
+    return np.asarray(alarms, dtype=bool) & (np.asarray(levels) <= MILD_UP_TO)
+
+
 @dataclass(frozen=True)
 class BoundedRule:
     """The calibrated rule, as the bundle's manifest keeps it."""
@@ -174,11 +191,15 @@ class BoundedRule:
         floor = None if not self.voter_floor or votes is None else np.asarray(votes)
         return raise_until(probs, self.effective_threshold, floor)
 
-    def publishable(self, probs: np.ndarray, levels: np.ndarray) -> np.ndarray:
-        """Which items, rated `levels` by this rule, it publishes without a moderator."""
+    def publishable(
+        self, probs: np.ndarray, levels: np.ndarray, alarms: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Which items, rated `levels` by this rule, it publishes without a moderator.
+        `alarms`: the items some expert rates explicit (`explicit_alarms`), never published
+        at PG or PG13."""
         if self.publish_below is None:
             return np.zeros(len(levels), dtype=bool)
-        return risk_above(probs, levels) < self.publish_below
+        return (risk_above(probs, levels) < self.publish_below) & ~_held(levels, alarms)
 
     @property
     def effective_threshold(self) -> float:
@@ -202,9 +223,11 @@ def calibrate(
     alpha: float,
     votes: np.ndarray | None = None,
     severe_alpha: float | None = None,
+    alarms: np.ndarray | None = None,
 ) -> BoundedRule:
     """The rule for `alpha` from calibration items the MLP did not learn from. `votes`: the
-    voter's rating as a floor (-1 where it abstained). Raises ValueError when there are too few
+    voter's rating as a floor (-1 where it abstained); `alarms`: the items some expert rated
+    explicit, which the publishing guard holds back. Raises ValueError when there are too few
     items for `alpha` (fewer than 1/α - 1)."""
     probs, labels = np.asarray(probs), np.asarray(labels, dtype=np.int64)
     if probs.shape != (len(labels), NUM_CLASSES):
@@ -229,7 +252,8 @@ def calibrate(
         n_explicit=explicit,
     )
     levels = rule.levels(probs, votes)
-    tau = publish_threshold(risk_above(probs, levels), levels < labels, alpha)
+    risk = np.where(_held(levels, alarms), np.inf, risk_above(probs, levels))
+    tau = publish_threshold(risk, levels < labels, alpha)
     return replace(rule, publish_below=tau)
 
 
@@ -270,6 +294,7 @@ def tradeoff(
     rule_for: Any,
     alphas: list[float],
     votes: np.ndarray | None = None,
+    alarms: np.ndarray | None = None,
 ) -> list[dict[str, float | None]]:
     """For each α, the rates of `rule_for(α)` on these items (the curve of DCM against
     over-rating) and the share it publishes unreviewed."""
@@ -277,7 +302,7 @@ def tradeoff(
     for alpha in alphas:
         rule = rule_for(alpha)
         levels = rule.levels(probs, votes)
-        published = rule.publishable(probs, levels)
+        published = rule.publishable(probs, levels, alarms)
         rows.append(
             {
                 "alpha": alpha,

@@ -14,9 +14,11 @@ every choice is scored on out-of-fold predictions over train + val:
    baseline's; the suggestion the best macro-F1 among those at most half the baseline's DCM
    rate. Where no choice qualifies, the lowest DCM rate wins.
 4. A bounded suggestion (`suggested: bounded`) is kept: its DCM rate is the admin's α, not a
-   choice. Its cost is over-rating, so the MLP's class weighting is the one whose bounded rule,
-   calibrated on the other folds' out-of-fold probabilities, over-rates the fewest held-out
-   items (rating_models.calibration.rule_choose); the policies above are logged beside it.
+   choice. α does not bound the severe DCM (too few explicit items) and the rule pays for its
+   bound in over-rating, so the MLP's class weighting is the one whose bounded rule, calibrated
+   on the other folds' out-of-fold probabilities, lets the fewest explicit items held out slip
+   to PG or PG13, then over-rates the fewest (rating_models.calibration.rule_choose); the
+   policies above are logged beside it.
 
 Every candidate's figures, with bootstrap intervals, go into the log that the bundle's manifest
 keeps; so do the data's fingerprint and the folds.
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from rating_models.calibration import CalibrationSet, rule_choose
+from rating_models.calibration import CalibrationSet, held_out_cost, rule_choose
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
 from rating_models.combine.voter import rank_by, vote
 from rating_models.config import BundleConfig, ConfigError
@@ -135,7 +137,7 @@ def select(
     if config.suggested == "bounded":
         stage("bounded rule")
         bounded_log = _bounded_costs(config, examples, mlp_trials, voted, labels)
-        weighting = min(bounded_log, key=lambda w: bounded_log[w]["over_rating_rate"])
+        weighting = min(bounded_log, key=lambda w: held_out_cost(bounded_log[w]))
     mlp = mlp_trials[weighting].argmax(axis=1)
     suggestions = {"max": np.maximum(voted, mlp), "voter": np.where(voted >= 0, voted, mlp)}
     suggestions["mlp"] = mlp
@@ -182,9 +184,9 @@ def _bounded_costs(
     votes: np.ndarray,
     labels: np.ndarray,
 ) -> dict[str, dict[str, Any]]:
-    """Per MLP weighting, the bounded rule's held-out DCM and over-rating rates at α: the rule
-    calibrated on k - 1 folds of the out-of-fold probabilities, scored on the last (with the
-    voter's floor or without, whichever over-rates less)."""
+    """Per MLP weighting, the bounded rule's held-out DCM, severe DCM and over-rating rates at
+    α: the rule calibrated on k - 1 folds of the out-of-fold probabilities, scored on the last
+    (with the voter's floor or without, as `rule_choose` chooses)."""
     costs = {}
     for weighting, probs in mlp_trials.items():
         calibration = CalibrationSet([e.id for e in examples], probs, labels, votes)
@@ -195,9 +197,7 @@ def _bounded_costs(
             folds=config.folds,
             seed=config.seed,
         )
-        costs[weighting] = min(
-            report["cross_validation"].values(), key=lambda r: r["over_rating_rate"]
-        )
+        costs[weighting] = min(report["cross_validation"].values(), key=held_out_cost)
     return costs
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rating_models.bundle import Bundle
+from rating_models.bundle import Bundle, expert_alarms
 from rating_models.calibration import CalibrationSet, items_check, mlp_out_of_fold, rule_choose
 from rating_models.combine.mlp import ExpertSlot, MLPConfig, MultimodalMLP
 from rating_models.combine.voter import rank_by, vote
@@ -132,6 +132,7 @@ def train_bundle(
             np.concatenate([probs, mlp.predict_proba(x_val)]),
             np.concatenate([y_train, y_val]),
             np.concatenate([_votes(oof, voter), _votes(val_outputs, voter)]),
+            np.concatenate([expert_alarms(oof), expert_alarms(val_outputs)]),
         )
         rule, calibration_report = rule_choose(
             calibration,

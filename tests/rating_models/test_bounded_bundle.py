@@ -40,6 +40,7 @@ def test_training_calibrates_the_rule_on_items_the_mlp_did_not_learn_from(bounde
     assert set(report) == {"no_floor", "voter_floor"}
     calibration = CalibrationSet.load(directory / CALIBRATION_FILE)
     assert len(calibration) == 40 and calibration.probs.shape == (40, 5)
+    assert calibration.alarms.shape == (40,) and calibration.alarms.any()  # half are X
     assert np.allclose(calibration.probs.sum(axis=1), 1.0, atol=1e-4)
     assert set(calibration.ids) == {e.id for e in [*toy_examples(), *toy_examples(1, "v")]}
 
@@ -52,6 +53,9 @@ def test_the_loaded_bundle_suggests_by_the_rule(bounded):
     prediction = loaded.predict(examples)
     expected = loaded.rule.levels(prediction.mlp_probs, prediction.voter)
     assert np.array_equal(prediction.suggested, expected)
+    alarms = prediction.explicit_alarms()
+    published = loaded.rule.publishable(prediction.mlp_probs, expected, alarms)
+    assert np.array_equal(prediction.auto_publish, published & ~prediction.flagged)
 
 
 def test_a_bounded_bundle_without_its_rule_is_refused(bounded):

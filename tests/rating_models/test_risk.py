@@ -11,6 +11,7 @@ from rating_models.risk import (
     calibrate,
     crc_threshold,
     dcm_scores,
+    explicit_alarms,
     mass_above,
     publish_threshold,
     raise_until,
@@ -173,3 +174,29 @@ def test_the_rule_publishes_new_items_with_their_dcm_within_alpha(alpha):
 def test_automation_among_no_published_items_has_no_rate():
     figures = automation(np.zeros(3, dtype=bool), np.zeros(3), np.ones(3))
     assert figures == {"share": 0.0, "published": 0, "dcm_rate": None, "severe_dcm_rate": None}
+
+
+def test_an_item_an_expert_rates_explicit_is_never_published_at_pg_or_pg13():
+    probs, labels = synthetic(6_000, seed=14)
+    rule = calibrate(probs, labels, alpha=0.05)
+    levels = rule.levels(probs)
+    ratings = np.full((len(levels), 2), -1)  # two experts; the second says X on a third
+    ratings[::3, 1] = 3
+    alarms = explicit_alarms(ratings)
+    assert alarms.sum() == 2_000
+    guarded = rule.publishable(probs, levels, alarms)
+    assert not guarded[alarms & (levels <= 1)].any()
+    plain = rule.publishable(probs, levels)
+    assert np.array_equal(guarded[~alarms], plain[~alarms])  # the others as before
+    assert np.array_equal(guarded[levels >= 2], plain[levels >= 2])  # rated R or above too
+
+
+def test_calibrating_with_the_guard_walks_over_the_items_it_lets_through():
+    probs, labels = synthetic(6_000, seed=15)
+    # An alarm on every explicit item rated mild: the guard holds back exactly the severe errors.
+    alarms = labels >= 3
+    rule = calibrate(probs, labels, alpha=0.03, alarms=alarms)
+    levels = rule.levels(probs)
+    published = rule.publishable(probs, levels, alarms)
+    assert not (published & (labels >= 3) & (levels <= 1)).any()
+    assert automation(published, levels, labels)["dcm_rate"] <= 0.03

@@ -147,3 +147,16 @@ def test_the_rule_takes_the_best_macro_f1_under_the_dcm_bound():
 def test_where_nothing_is_under_the_bound_the_lowest_dcm_rate_wins():
     candidates = {"a": figures(0.9, 0.10), "b": figures(0.6, 0.08), "c": figures(0.7, 0.08)}
     assert _pick(candidates, below=0.0) == "c"  # tied on DCM: the better macro-F1
+
+
+def test_a_bounded_suggestion_is_kept_and_its_mlp_weighting_chosen_by_its_held_out_cost():
+    train, val = toy_examples(), toy_examples(1, "v")
+    config = tiny_config(suggested="bounded", alpha=0.2)
+    chosen, _, _ = select(train, val, config=config, bootstrap=0)
+    assert (chosen.suggested, chosen.alpha) == ("bounded", 0.2)
+    costs = chosen.selection["mlp"]["bounded_rule"]
+    assert set(costs) == set(MLP_WEIGHTINGS)
+    for figures in costs.values():
+        assert {"dcm_rate", "severe_dcm_rate", "over_rating_rate"} <= set(figures)
+    best = min(costs.values(), key=lambda f: (f["severe_dcm_rate"] or 0, f["over_rating_rate"]))
+    assert costs[chosen.mlp["class_weighting"]] == best
