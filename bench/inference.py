@@ -21,8 +21,15 @@ share of this machine's `torch.matmul` peak measured in the same run, same dtype
 latency p50/p95. `ratio` = expert items/s / per-item pipeline items/s. Targets: the expert at
 least 3x the pipeline, the whole bundle at least 1x, and 20x on a GPU (bench/gpu.sh).
 
+Explanations (`rating_models.explain`), on the worker's path: the timed items in batches of
+the worker's INFERENCE_BATCH_SIZE (64), each predicted, then explained within the time its
+prediction took, as the worker does; against the same batches predicted only, in the same
+rounds. Target: at least half the items/s. Also: the share of items a moderator would see
+(not published by the bundle's rule), the share of those explained in full within the
+budget, and what explaining every item in full costs (no budget, on one batch).
+
     python bench/inference.py [--full] [--device cpu|cuda] [--dtype fp32|fp16|bf16]
-                              [--runtimes R,R] [--batch-size N] [--items N]
+                              [--runtimes R,R] [--batch-size N] [--items N] [--bundle DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +51,8 @@ BUNDLE = record.ROOT / "var" / "bundles" / "default"
 TEST = record.ROOT / "data" / "ratings" / "test.jsonl"
 EXPERT = "text"  # the bundle's transformer expert on the prompt alone
 TARGET_RATIO = 3.0
+TARGET_EXPLAINED = 0.5  # items/s with explanations, over items/s without
+WORKER_BATCH = 64  # the worker's INFERENCE_BATCH_SIZE by default
 TARGET_RATIO_GPU = 20.0
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # The dtype of each runtime's matmuls, for the peak it is compared with.
@@ -89,6 +99,9 @@ def parse_args():
         "--latency-items", type=int, help="single-item calls timed (default 100; --full 300)"
     )
     parser.add_argument("--reps", type=int, help="timed passes of ours (default 3; --full 5)")
+    parser.add_argument(
+        "--bundle", type=Path, default=BUNDLE, help=f"the bundle to time (default {BUNDLE})"
+    )
     args = parser.parse_args()
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -115,8 +128,8 @@ def parse_args():
     sizes = [args.latency_items, args.reps] + ([] if args.items is None else [args.items])
     if not args.runtimes or min(sizes) < 1:
         parser.error("--runtimes must name one, and --items, --latency-items, --reps be > 0")
-    if not (BUNDLE / "manifest.json").is_file():
-        parser.error(f"no bundle at {BUNDLE}: run `make bundle` first")
+    if not (args.bundle / "manifest.json").is_file():
+        parser.error(f"no bundle at {args.bundle}: run `make bundle` first")
     return args
 
 
@@ -157,7 +170,7 @@ def main() -> None:
     bundles, load_seconds, predictions, accuracy = {}, {}, {}, {}
     for runtime in every:
         bundles[runtime], load_s = timed(
-            lambda runtime=runtime: Bundle.load(BUNDLE, device=args.device, runtime=runtime)
+            lambda runtime=runtime: Bundle.load(args.bundle, device=args.device, runtime=runtime)
         )
         set_batch_size(bundles[runtime], args.batch_size)
         load_seconds[runtime] = round(load_s, 2)
@@ -225,6 +238,16 @@ def main() -> None:
             "bundle": single_item_latency(bundles[runtime], items[: args.latency_items], sync),
         }
 
+    # -- explanations on the worker's path, in the headline runtime
+    explained = explanation_figures(bundles[headline], items, args.reps, sync)
+    say(
+        f"{headline}: worker batches of {WORKER_BATCH}, {explained['items_per_s_without']:.1f} "
+        f"items/s without explanations, {explained['items_per_s_with']:.1f} with "
+        f"({explained['ratio']:.2f}x); {explained['queued_share']:.0%} of items queued for a "
+        f"moderator, {explained['queued_explained_in_full']:.0%} of those explained in full; "
+        f"every item in full: {explained['unbounded']['items_per_s']:.1f} items/s"
+    )
+
     # -- FLOP/s: the encoder's useful work on the timed prompts (padding not counted) against
     # this machine's matmul peak in each runtime's dtype
     tokens = np.array([len(e["input_ids"]) for e in expert._tokenize(pairs)])
@@ -280,9 +303,12 @@ def main() -> None:
             "flops": {r: flop_rate(rates[r], MATMUL_DTYPE[r]) for r in every},
             "accuracy": accuracy,
             "bundle_load_s": load_seconds,
+            "explanations": explained,
             "targets": {
                 f"expert >= {target:g}x pipeline": ratio >= target,
                 "bundle >= pipeline": bundle_rates[headline] >= pipe_rate,
+                f"with explanations >= {TARGET_EXPLAINED:g}x without": explained["ratio"]
+                >= TARGET_EXPLAINED,
             },
         },
         baseline={
@@ -371,6 +397,72 @@ def rate(run: Callable[[], Any], n: int, reps: int, sync: Callable[[], None]) ->
         sync()
         seconds.append(time.perf_counter() - start)
     return n / float(np.median(seconds))
+
+
+def worker_pass(
+    bundle: Any, items: Sequence[Any], explain: str, sync: Callable[[], None]
+) -> tuple[float, int, int]:
+    """Seconds to rate `items` as the worker does, in batches of WORKER_BATCH; how many of
+    them a moderator would see, and how many of those were explained in full. `explain`:
+    "off", "budget" (within each batch's prediction time, as the worker) or "unbounded"
+    (every item in full, whoever sees it).
+
+    A moderator sees what the bundle's rule does not publish on its own (all items without
+    a rule); the worker also leaves out items with no open review, which this cannot know."""
+    from rating_models.explain import explain as explain_batch
+
+    queued_count = in_full = 0
+    sync()
+    start = time.perf_counter()
+    for first in range(0, len(items), WORKER_BATCH):
+        batch = items[first : first + WORKER_BATCH]
+        began = time.perf_counter()
+        prediction = bundle.predict(batch)
+        sync()
+        if explain == "off":
+            continue
+        published = prediction.auto_publish
+        queued = np.ones(len(batch), dtype=bool) if published is None else ~published
+        if explain == "budget":
+            budget, only = time.perf_counter() - began, queued
+        else:
+            budget, only = None, None
+        found = explain_batch(bundle, batch, prediction, budget_seconds=budget, queued=only)
+        queued_count += int(queued.sum())
+        in_full += sum(not e["partial"] for e, q in zip(found, queued, strict=True) if q)
+    sync()
+    return time.perf_counter() - start, queued_count, in_full
+
+
+def explanation_figures(
+    bundle: Any, items: Sequence[Any], reps: int, sync: Callable[[], None]
+) -> dict:
+    """Items/s of the worker's path with explanations within the budget and without, the
+    median of `reps` rounds that each run both; then one batch explained in full."""
+    worker_pass(bundle, items[:WORKER_BATCH], "budget", sync)  # warm: learns occlusion's cost
+    without, within, in_full = [], [], []
+    for _ in range(reps):
+        without.append(worker_pass(bundle, items, "off", sync)[0])
+        seconds, queued, explained = worker_pass(bundle, items, "budget", sync)
+        within.append(seconds)
+        in_full.append(explained)
+    rate_without = len(items) / float(np.median(without))
+    rate_with = len(items) / float(np.median(within))
+    batch = items[:WORKER_BATCH]
+    unbounded, _, _ = worker_pass(bundle, batch, "unbounded", sync)
+    return {
+        "batch_size": WORKER_BATCH,
+        "items_per_s_without": round(rate_without, 1),
+        "items_per_s_with": round(rate_with, 1),
+        "ratio": round(rate_with / rate_without, 3),
+        "queued_share": round(queued / len(items), 3),
+        "queued_explained_in_full": round(float(np.median(in_full)) / max(queued, 1), 3),
+        "unbounded": {
+            "items": len(batch),
+            "items_per_s": round(len(batch) / unbounded, 1),
+            "seconds_per_item": round(unbounded / len(batch), 4),
+        },
+    }
 
 
 def single_item_latency(model: Any, items: Sequence[Any], sync: Callable[[], None]) -> dict:

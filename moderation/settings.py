@@ -141,6 +141,10 @@ INFERENCE_BATCH_SIZE = int(os.environ.get("INFERENCE_BATCH_SIZE", 64))
 # after a restart. A message the broker lost is queued again within this plus SWEEP_SECONDS.
 # Make it longer than the inference queue takes to drain; failed items are never swept.
 RATING_LEASE_SECONDS = float(os.environ.get("RATING_LEASE_SECONDS", "600"))
+# Seconds a worker spends explaining a batch's ratings (occluding words and tags for the neural
+# experts) per second it spent rating it: 1 keeps it at half its speed or better; 0 keeps only
+# the cheap explanations (tag rules, n-gram). Items over the budget are marked partial.
+EXPLANATION_BUDGET = float(os.environ.get("EXPLANATION_BUDGET", "1"))
 
 # Ingestion limits: beyond them the API answers 413 or 400 and writes nothing.
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", 20 * 1024 * 1024))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from rating_models.examples import Example
 
@@ -28,6 +29,9 @@ _ESCAPED = re.compile(r"\\([()\[\]])")
 _SEPARATOR_RUN = re.compile(r"\s*([,;|])(?:\s*[,;|])+\s*")
 _SPACE_BEFORE = re.compile(r"\s+([,;.!?])")
 _SPACES = re.compile(r"\s+")
+# A word of a prompt, as explanations name it; the tag part of a segment follows this lead.
+WORD = re.compile(r"\w+")
+TAGS_LEAD = " | tags: "
 
 
 def clean_prompt(text: str) -> str:
@@ -59,12 +63,19 @@ def normalise_tag(name: str) -> str:
     return _SPACES.sub(" ", name.replace("_", " ")).strip().lower()
 
 
+def kept_tags(example: Example, *, min_confidence: float) -> list[str]:
+    """The item's tag names at or above the tagger threshold, most confident first."""
+    if not example.tags:
+        return []
+    kept = sorted((t for t in example.tags if t[1] >= min_confidence), key=lambda t: (-t[1], t[0]))
+    return [name for name, _ in kept]
+
+
 def tag_text(example: Example, *, min_confidence: float) -> str:
     """The item's tags above the tagger threshold, most confident first, as words."""
-    if not example.tags:
-        return ""
-    kept = sorted((t for t in example.tags if t[1] >= min_confidence), key=lambda t: (-t[1], t[0]))
-    return ", ".join(normalise_tag(name) for name, _ in kept)
+    return ", ".join(
+        normalise_tag(name) for name in kept_tags(example, min_confidence=min_confidence)
+    )
 
 
 def prompt_segment(example: Example, *, with_tags: bool, min_confidence: float) -> str:
@@ -72,7 +83,39 @@ def prompt_segment(example: Example, *, with_tags: bool, min_confidence: float) 
     prompt = clean_prompt(example.prompt)
     if not with_tags:
         return prompt
-    return f"{prompt} | tags: {tag_text(example, min_confidence=min_confidence)}"
+    return f"{prompt}{TAGS_LEAD}{tag_text(example, min_confidence=min_confidence)}"
+
+
+# -- the words and tags of a segment: what an explanation names ---------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A word of the cleaned prompt (lower-cased) or one tag (named as the tagger named it, so
+    that a page can find it in the item's tag list)."""
+
+    kind: str  # "word" or "tag"
+    name: str
+
+
+def segment_units(
+    example: Example, *, with_tags: bool, min_confidence: float
+) -> tuple[str, list[tuple[Unit, int, int]]]:
+    """`prompt_segment`'s text, and where each word and tag lies in it: (unit, start, end).
+
+    Built piece by piece as `prompt_segment` joins them, so the offsets are exact; the words
+    are `WORD` runs of the cleaned prompt (the tag part's words belong to their tag).
+    """
+    text = clean_prompt(example.prompt)
+    spans = [(Unit("word", m.group().lower()), m.start(), m.end()) for m in WORD.finditer(text)]
+    if not with_tags:
+        return text, spans
+    text += TAGS_LEAD
+    for n, name in enumerate(kept_tags(example, min_confidence=min_confidence)):
+        text += ", " if n else ""
+        spans.append((Unit("tag", name), len(text), len(text) + len(normalise_tag(name))))
+        text += normalise_tag(name)
+    return text, spans
 
 
 def negative_segment(example: Example) -> str:

@@ -66,6 +66,11 @@ class Prediction(models.Model):
     features = models.BinaryField()
     # [expert name, ...] in the bundle's expert order
     mlp_experts = models.JSONField(default=list)
+    # Whether the bundle's bounded rule would publish this rating without a moderator (its DCM
+    # among such items bounded in the manifest's `suggestion`); None: the bundle has no rule.
+    auto_publish = models.BooleanField(null=True)
+    # What pushed the rating up, per expert (rating_models.explain); None: not computed.
+    explanation = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,6 +28,7 @@ from moderation.inference.bundles import (
     bundle_loaded,
     champion,
 )
+from moderation.inference.explanations import explanations_compute
 from moderation.inference.models import ModelVersion, Prediction, RatingDispatch
 from moderation.media.models import MediaItem
 from rating_models.bundle import Bundle, BundlePrediction
@@ -117,9 +119,19 @@ def predictions_create(*, item_ids: Sequence[int], version: ModelVersion | None 
         except ItemUnreadable as unreadable:
             failures[item.pk] = unreadable.reason
     bundle = bundle_for(version)
+    started = time.perf_counter()
     rated, unrated = _predict(bundle, readable) if readable else ([], {})
     failures |= unrated
-    rows = [_prediction_row(item, version, bundle, said, row) for item, said, row in rated]
+    explanations = explanations_compute(
+        bundle=bundle,
+        rated=rated,
+        examples={item.pk: example for item, example in readable},
+        predict_seconds=time.perf_counter() - started,
+    )
+    rows = [
+        _prediction_row(item, version, bundle, said, row, explanations.get(item.pk))
+        for item, said, row in rated
+    ]
     rated_ids = [item.pk for item, _, _ in rated]
     with transaction.atomic():
         # A concurrent worker may have written some meanwhile: the unique pair keeps one.
@@ -188,7 +200,12 @@ def _level(index: int) -> int | None:
 
 
 def _prediction_row(
-    item: MediaItem, version: ModelVersion, bundle: Bundle, prediction: BundlePrediction, row: int
+    item: MediaItem,
+    version: ModelVersion,
+    bundle: Bundle,
+    prediction: BundlePrediction,
+    row: int,
+    explanation: dict | None = None,
 ) -> Prediction:
     experts, features = {}, []
     for name, output in prediction.experts.items():
@@ -209,6 +226,10 @@ def _prediction_row(
         flagged=bool(prediction.flagged[row]),
         features=np.concatenate(features).tobytes(),
         mlp_experts=prediction.mlp_experts(row),
+        auto_publish=(
+            None if prediction.auto_publish is None else bool(prediction.auto_publish[row])
+        ),
+        explanation=explanation,
     )
 
 

@@ -23,6 +23,7 @@ from moderation.review.claims import (
 )
 from moderation.review.decisions import DecisionConflict, DecisionError, decision_record
 from moderation.review.decorators import moderator_required
+from moderation.review.explanations import explanation_view
 from moderation.review.forms import DecisionForm, DisagreementFilterForm
 from moderation.review.labels import label_get_current
 from moderation.review.models import Decision, Label
@@ -54,6 +55,9 @@ def _panel_context(request: HtmxHttpRequest, item: MediaItem | None) -> dict:
     return {
         "item": item,
         "summary": None if prediction is None else prediction_summary(prediction),
+        "explanation": (
+            None if prediction is None else explanation_view(prediction=prediction, item=item)
+        ),
         "current_label": None if item is None else label_get_current(item=item),
         "queue_size": review_queue_size(moderator=request.user),
         "queue_size_shown": QUEUE_SIZE_SHOWN,

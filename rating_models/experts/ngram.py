@@ -11,7 +11,10 @@ The same model is `rating-models baseline`: every report compares against it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from rating_models.examples import Example, rated
 from rating_models.experts.base import Expert, ExpertError, ExpertOutput
 from rating_models.ratings import NUM_CLASSES
-from rating_models.text import prompt_segment
+from rating_models.text import Unit, prompt_segment, segment_units
 
 MODEL_FILE = "ngram.joblib"
 
@@ -97,10 +100,14 @@ class NgramExpert(Expert):
         return NUM_CLASSES
 
     def text(self, example: Example) -> str:
-        with_tags = self.config.with_tags and example.tags is not None
         return prompt_segment(
-            example, with_tags=with_tags, min_confidence=self.config.min_tag_confidence
+            example,
+            with_tags=self._reads_tags(example),
+            min_confidence=self.config.min_tag_confidence,
         )
+
+    def _reads_tags(self, example: Example) -> bool:
+        return self.config.with_tags and example.tags is not None
 
     def fit(
         self, train: Sequence[Example], val: Sequence[Example], *, progress: bool = False
@@ -151,6 +158,60 @@ class NgramExpert(Expert):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "vocabulary_size": self.vocabulary_size}
 
+    # -- explanation -----------------------------------------------------------------------
+
+    def attributions(
+        self, examples: Sequence[Example], ratings: Sequence[int]
+    ) -> list[dict[Unit, float]]:
+        """Per example, each word's and tag's weight toward its rating (a class index).
+
+        The linear model's score of a rating minus the mean of the others' is a sum over
+        n-grams of tf-idf x (that rating's coefficient - the others' mean): exact, no sampling.
+        Each n-gram's term is shared equally among its occurrences in the text, and each
+        occurrence's among the words or tags it overlaps (a bigram, a character n-gram that
+        spans a hyphen), so the weights of an item add up to its score less the intercepts and
+        the few n-grams that touch no word ("| tags:").
+        """
+        if self.model is None:
+            raise ExpertError(f"expert {self.name!r} is not trained")
+        union, linear = self.model.steps[0][1], self.model.steps[-1][1]
+        segments = [
+            segment_units(
+                e, with_tags=self._reads_tags(e), min_confidence=self.config.min_tag_confidence
+            )
+            for e in examples
+        ]
+        tfidf = union.transform([text for text, _ in segments]).tocsr()  # (N, F) sparse
+        classes = list(linear.classes_)
+        directions = {r: _direction(linear.coef_, classes, r) for r in set(ratings)}  # (F,) each
+        found = []
+        for row, ((text, spans), rating) in enumerate(zip(segments, ratings, strict=True)):
+            values = dict(zip(tfidf[row].indices, tfidf[row].data, strict=True))
+            direction = directions[rating]
+            ends = [end for _, _, end in spans]  # ascending: the spans never overlap
+            by_span: Counter[tuple[int, int]] = Counter()
+            offset = 0
+            for _, vectorizer in union.transformer_list:
+                occurrences = list(_occurrences(vectorizer, text))
+                counts = Counter(gram for gram, _, _ in occurrences)
+                terms = {}  # each n-gram's share of the score, per occurrence
+                for gram, count in counts.items():
+                    column = vectorizer.vocabulary_.get(gram)
+                    if column is not None and offset + column in values:
+                        column += offset
+                        terms[gram] = values[column] * direction[column] / count
+                for gram, start, end in occurrences:
+                    if gram in terms:
+                        by_span[start, end] += terms[gram]
+                offset += len(vectorizer.vocabulary_)
+            weights: Counter[Unit] = Counter()
+            for (start, end), term in by_span.items():
+                units = _overlapping(spans, ends, start, end)
+                for unit in units:
+                    weights[unit] += float(term) / len(units)
+            found.append(dict(weights))
+        return found
+
     def _save_state(self, directory: Path) -> None:
         if self.model is None:
             raise ExpertError(f"expert {self.name!r} is not trained")
@@ -159,3 +220,48 @@ class NgramExpert(Expert):
     def _load_state(self, directory: Path) -> None:
         # The bundle verified this file's checksum against its manifest before loading.
         self.model = joblib.load(directory / MODEL_FILE)
+
+
+def _direction(coef: np.ndarray, classes: list[int], rating: int) -> np.ndarray:
+    """Coefficients toward `rating`: its row minus the mean of the other classes' rows. A
+    two-class model keeps one row, for its second class; the first's is its negation."""
+    if coef.shape[0] == 1:
+        return coef[0] if classes.index(rating) == 1 else -coef[0]
+    own = classes.index(rating)
+    others = np.delete(coef, own, axis=0)
+    return coef[own] - others.mean(axis=0)
+
+
+def _overlapping(
+    spans: list[tuple[Unit, int, int]], ends: list[int], start: int, end: int
+) -> list[Unit]:
+    """The units whose spans overlap [start, end); `spans` are in order and never overlap,
+    `ends` their ends, so a bisection finds the first."""
+    units = []
+    i = bisect.bisect_right(ends, start)
+    while i < len(spans) and spans[i][1] < end:
+        units.append(spans[i][0])
+        i += 1
+    return units
+
+
+def _occurrences(vectorizer: TfidfVectorizer, text: str) -> Iterator[tuple[str, int, int]]:
+    """Each n-gram the vectorizer counts in `text`, with the characters it covers.
+
+    Word n-grams are runs of its tokens, found with its own token pattern. Character n-grams
+    inside word boundaries ("char_wb") never cross whitespace: the vectorizer's own analyzer,
+    run on each whitespace-separated piece, gives that piece's n-grams, all placed on the piece.
+    """
+    lowered = vectorizer.build_preprocessor()(text)
+    if vectorizer.analyzer == "char_wb":
+        analyse = vectorizer.build_analyzer()
+        for piece in re.finditer(r"\S+", lowered):
+            for gram in analyse(piece.group()):
+                yield gram, piece.start(), piece.end()
+        return
+    tokens = list(re.finditer(vectorizer.token_pattern, lowered))
+    low, high = vectorizer.ngram_range
+    for n in range(low, high + 1):
+        for i in range(len(tokens) - n + 1):
+            gram = " ".join(t.group() for t in tokens[i : i + n])
+            yield gram, tokens[i].start(), tokens[i + n - 1].end()

@@ -50,6 +50,19 @@ class Term:
         values = [p.value(present) for p in self.parts]
         return min(values) if self.op == "all" else max(values)
 
+    def sources(self, present: dict[str, float]) -> set[str]:
+        """The present tags that give this term its value: every part of an all-of, the
+        strongest parts of an any-of, nothing for a not-x (an absence names no tag)."""
+        if self.op == "tag":
+            return {self.tag} if present.get(self.tag, 0.0) > 0 else set()
+        if self.op == "not":
+            return set()
+        parts = self.parts
+        if self.op == "any":
+            best = self.value(present)
+            parts = tuple(p for p in parts if best > 0 and p.value(present) == best)
+        return set().union(*(p.sources(present) for p in parts))
+
     @property
     def is_veto(self) -> bool:
         """A qualifier that is only `!a`: it removes the computed tag whenever `a` is present."""
@@ -116,6 +129,13 @@ class ComputedTag:
         if any(v.parts[0].value(present) > 0 for v in self.vetoes):
             return 0.0
         return max((rule.value(present) for rule in self.rules), default=0.0)
+
+    def sources(self, present: dict[str, float]) -> set[str]:
+        """The present tags its strongest rules read (computed tags among them included)."""
+        best = self.value(present)
+        if best <= 0:
+            return set()
+        return set().union(*(r.sources(present) for r in self.rules if r.value(present) == best))
 
 
 # -- the expert --------------------------------------------------------------------------------
@@ -196,6 +216,22 @@ class TagRulesExpert(Expert):
 
     def moderation_tags(self, example: Example) -> dict[str, float]:
         """The item's moderation tags with confidences, derived from its tagger tags."""
+        return self._moderation(*self._run_rules(example))
+
+    def _moderation(self, present: dict[str, float], tagger_tags: set[str]) -> dict[str, float]:
+        temporary = {tag.name for tag in self.computed.values() if tag.temporary}
+        kept = {name: conf for name, conf in present.items() if name not in temporary}
+        derived = {name for name in self.computed if name in kept}
+        return {
+            name: conf
+            for name, conf in kept.items()
+            if name in self.values
+            and (name in derived or (self.config.direct_tags and name in tagger_tags))
+        }
+
+    def _run_rules(self, example: Example) -> tuple[dict[str, float], set[str]]:
+        """Every tag's confidence once the rules ran (temporary computed tags still in), and
+        the tagger's own tags above the threshold."""
         present: dict[str, float] = {}
         tagger_tags = set()
         for name, confidence in example.tags or ():
@@ -210,16 +246,48 @@ class TagRulesExpert(Expert):
                 present[tag.name] = value
             elif not (self.config.direct_tags and tag.name in tagger_tags):
                 present.pop(tag.name, None)
-        for tag in self.computed.values():
-            if tag.temporary:
-                present.pop(tag.name, None)
-        derived = {name for name in self.computed if name in present}
-        return {
-            name: conf
-            for name, conf in present.items()
-            if name in self.values
-            and (name in derived or (self.config.direct_tags and name in tagger_tags))
-        }
+        return present, tagger_tags
+
+    def reasons(self, example: Example) -> list[tuple[str, str, float]]:
+        """Why the rules rate the item as they do: (tagger tag, moderation tag, its value) for
+        each tag behind a moderation tag that sets the level, highest value first.
+
+        A moderation tag sets the level when its value reaches the rated level's threshold
+        (with "max" aggregation), or a Blocked tag blocks; with "sum" every moderation tag
+        adds to the score. Computed tags are followed back through the rules that fired to
+        the tagger's tags; the item's own spelling of each tag is kept.
+        """
+        present, tagger_tags = self._run_rules(example)
+        tags = self._moderation(present, tagger_tags)
+        blocked = any(self.values[name] >= BLOCKED.level for name in tags)
+        rating = self.rate(self.score(tags), blocked=blocked)
+        floor = BLOCKED.level if blocked else dict(self.thresholds).get(rating, float("inf"))
+        spelled = {normalise_tag(name): name for name, _ in example.tags or ()}
+        found: dict[str, tuple[str, float]] = {}
+        for name in sorted(tags, key=lambda n: -self.values[n]):
+            value = self.values[name]
+            if self.config.aggregation == "max" and value < floor:
+                continue
+            for source in self._tagger_sources(name, present, tagger_tags):
+                found.setdefault(spelled.get(source, source), (name, value))
+        return [(tag, name, value) for tag, (name, value) in found.items()]
+
+    def _tagger_sources(
+        self,
+        name: str,
+        present: dict[str, float],
+        tagger_tags: set[str],
+        seen: frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """The tagger tags a (computed) tag comes from, following computed tags down."""
+        computed = self.computed.get(name)
+        if computed is None or name in seen or computed.value(present) <= 0:
+            return [name] if name in tagger_tags else []
+        sources: list[str] = []
+        for source in sorted(computed.sources(present)):
+            below = self._tagger_sources(source, present, tagger_tags, seen | {name})
+            sources.extend(s for s in below if s not in sources)
+        return sources
 
     def score(self, moderation_tags: dict[str, float]) -> float:
         values = [self.values[name] for name in moderation_tags]

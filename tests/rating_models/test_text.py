@@ -9,6 +9,7 @@ from rating_models.text import (
     negative_segment,
     normalise_tag,
     prompt_segment,
+    segment_units,
     tag_text,
 )
 from tests.factories import make_example
@@ -225,3 +226,18 @@ def test_tags_with_equal_confidence_are_ordered_by_name():
 def test_prompt_segment_with_no_tags_has_an_empty_tag_part(tags):
     example = make_example(prompt="a cat", tags=tags)
     assert prompt_segment(example, with_tags=True, min_confidence=0.35) == "a cat | tags: "
+
+
+def test_segment_units_give_the_segment_and_where_each_word_and_tag_lies_in_it():
+    example = make_example(
+        prompt="<lora:x:1> A (nude:1.2) woman", tags=[("large_breasts", 0.9), ("cat", 0.1)]
+    )
+    text, spans = segment_units(example, with_tags=True, min_confidence=0.35)
+
+    assert text == prompt_segment(example, with_tags=True, min_confidence=0.35)
+    assert [(u.kind, u.name, text[a:b]) for u, a, b in spans] == [
+        ("word", "a", "A"),
+        ("word", "nude", "nude"),
+        ("word", "woman", "woman"),
+        ("tag", "large_breasts", "large breasts"),
+    ]

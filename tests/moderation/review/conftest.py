@@ -89,6 +89,7 @@ def make_prediction(
     suggested: int | None = None,
     flagged: bool = False,
     mlp_experts: list[str] | None = None,
+    explanation: dict | None = None,
 ) -> Prediction:
     """A prediction; `experts` maps names to levels (None abstains). The suggestion defaults
     to the more restrictive of the voter and the MLP, as the product's default setting; the
@@ -110,6 +111,7 @@ def make_prediction(
         flagged=flagged,
         features=b"",
         mlp_experts=mlp_experts,
+        explanation=explanation,
     )
     review_priorities_update(item_ids=[item.pk], version=version)
     return prediction

@@ -55,6 +55,53 @@ def sunset_beach(width: int = 768, height: int = 512) -> bytes:
     return buffer.getvalue()
 
 
+def beach_explanation(prompt: str) -> dict:
+    """What the worker stores for the beach item: the tags that set the rules' R, and the
+    words whose removal lowers the neural experts' PG13 most."""
+
+    def word(text: str, weight: float) -> dict:
+        start = prompt.index(text)
+        return {"word": text, "weight": weight, "spans": [[start, start + len(text)]]}
+
+    return {
+        "version": 1,
+        "partial": False,
+        "skipped": [],
+        "experts": {
+            "tag_rules": {
+                "rating": 4,
+                "method": "rules",
+                "top": [
+                    {"tag": "cleavage", "weight": 4.0, "via": "female swimwear or underwear"},
+                    {"tag": "swimsuit", "weight": 4.0, "via": "female swimwear or underwear"},
+                ],
+            },
+            "lstm": {
+                "rating": 2,
+                "method": "occlusion",
+                "top": [word("swimsuit", 0.27), word("beach", 0.05)],
+            },
+            "distilbert": {
+                "rating": 2,
+                "method": "occlusion",
+                "top": [word("swimsuit", 0.41), word("woman", 0.08)],
+            },
+        },
+    }
+
+
+def around(page, top: str, bottom: str, margin: int = 12) -> dict:
+    """A clip of the page's full width from the top of one element to the bottom of another."""
+    first, last = page.locator(top).bounding_box(), page.locator(bottom).bounding_box()
+    y = first["y"] - margin
+    return {
+        "x": 0,
+        "y": y,
+        "width": page.viewport_size["width"],
+        "height": last["y"] + last["height"] + margin - y,
+    }
+
+
 def panel_shows(page, item) -> None:
     expect(page.locator("#review-panel")).to_have_attribute("data-item", str(item.uid))
 
@@ -63,14 +110,15 @@ def panel_shows(page, item) -> None:
 def test_alice_reviews_three_items_with_the_hotkeys(live_server, tmp_path):
     alice = make_user("alice", "moderators")
     champion = make_version("2026-11-26-a")
+    beach_prompt = (
+        "portrait of a woman in a red swimsuit on a beach at sunset, golden hour,\n"
+        "85mm, film grain, highly detailed"
+    )
     beach = make_item(
         source="civitai",
         external_id="40718233",
         split="test",
-        prompt=(
-            "portrait of a woman in a red swimsuit on a beach at sunset, golden hour,\n"
-            "85mm, film grain, highly detailed"
-        ),
+        prompt=beach_prompt,
         negative_prompt="nsfw, nude, lowres, blurry, extra fingers",
         tags=[
             ["1girl", 0.97],
@@ -91,6 +139,7 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server, tmp_path):
         voter=2,
         mlp=2,
         mlp_probs=[0.08, 0.52, 0.34, 0.05, 0.01],
+        explanation=beach_explanation(beach_prompt),
     )
     bedroom = make_item(
         source="api",
@@ -117,6 +166,15 @@ def test_alice_reviews_three_items_with_the_hotkeys(live_server, tmp_path):
         page.wait_for_function("document.querySelector('#review-panel img').naturalWidth > 0")
         expect(page.locator(".dcm-notes")).to_contain_text("tag_rules rates R")
         page.screenshot(path=str(screenshot_path("review-page.png", tmp_path)), full_page=True)
+        # What pushed the rating up: the word in the prompt, the tags in the list.
+        expect(page.locator("pre.prompt mark.why", has_text="swimsuit")).to_be_visible()
+        expect(page.locator("li.tag.why", has_text="cleavage")).to_be_visible()
+        expect(page.locator(".why-list")).to_contain_text("female swimwear or underwear")
+        page.screenshot(
+            path=str(screenshot_path("explanations.png", tmp_path)),
+            clip=around(page, "#review-panel .card.text", "#review-panel .why-list"),
+            full_page=True,
+        )
         page.evaluate("window.stillTheSamePage = true")
 
         page.keyboard.press("Enter")  # accept the suggested PG13

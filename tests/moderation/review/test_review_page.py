@@ -120,3 +120,78 @@ def test_htmx_is_served_from_our_static_files(alice_client):
     page = alice_client.post("/review/claim/", follow=True).content.decode()
     assert 'src="/static/vendor/htmx/htmx.min.js"' in page
     assert "unpkg" not in page and "cdn" not in page.lower()
+
+
+def explained(prompt: str, word: str, *, tag: str, level: int = 8) -> dict:
+    """A stored explanation in which one expert rates `level` for `word` and `tag`."""
+    start = prompt.index(word)
+    return {
+        "version": 1,
+        "partial": False,
+        "skipped": [],
+        "experts": {
+            "ngram": {
+                "rating": level,
+                "method": "linear",
+                "top": [
+                    {"word": word, "weight": 1.5, "spans": [[start, start + len(word)]]},
+                    {"tag": tag, "weight": 0.4},
+                ],
+            },
+            "tag_rules": {"rating": 1, "method": "rules", "top": []},
+        },
+    }
+
+
+def test_the_words_and_tags_that_pushed_the_rating_up_are_highlighted(alice_client, champion):
+    prompt = "a woman on a beach, nude, at sunset"
+    item = make_item(prompt=prompt, tags=[["nipples", 0.8], ["beach", 0.9]])
+    make_prediction(
+        item, champion, experts={"ngram": 8}, explanation=explained(prompt, "nude", tag="nipples")
+    )
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
+
+    assert (
+        'a woman on a beach, <mark class="why rating-x" title="pushed toward X">nude</mark>' in page
+    )
+    assert '<li class="tag why rating-x" title="pushed toward X">nipples' in page
+    assert '<li class="tag">beach' in page
+    assert "What pushed the ratings up" in page
+    assert "n-gram weights toward the rating" in page and "+1.50" in page
+
+
+def test_highlighted_prompts_and_tags_stay_escaped(alice_client, champion):
+    attack = "<script>alert(1)</script>"
+    prompt = f"{attack} nude {attack}"
+    item = make_item(prompt=prompt, tags=[[attack, 0.9]])
+    make_prediction(
+        item,
+        champion,
+        experts={"ngram": 16},
+        explanation=explained(prompt, "nude", tag=attack, level=16),
+    )
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
+
+    assert attack not in page
+    assert f'{escape(attack)} <mark class="why rating-xxx"' in page
+    assert f'<li class="tag why rating-xxx" title="pushed toward XXX">{escape(attack)}' in page
+
+
+def test_a_span_that_does_not_hold_its_word_is_not_highlighted(alice_client, champion):
+    item = make_item(prompt="a cat on a sofa")
+    explanation = explained("nude", "nude", tag="cat")  # offsets of another prompt
+    make_prediction(item, champion, experts={"ngram": 8}, explanation=explanation)
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
+
+    assert '<pre class="prompt">a cat on a sofa</pre>' in page
+
+
+def test_the_page_says_which_experts_word_reasons_were_left_out(alice_client, champion):
+    prompt = "nude"
+    explanation = {**explained(prompt, "nude", tag="cat"), "partial": True, "skipped": ["text"]}
+    make_prediction(
+        make_item(prompt=prompt), champion, experts={"ngram": 8}, explanation=explanation
+    )
+    page = alice_client.post("/review/claim/", follow=True).content.decode()
+
+    assert "Word-by-word reasons of text were left out" in page

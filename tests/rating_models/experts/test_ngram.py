@@ -195,3 +195,34 @@ def test_it_refuses_to_predict_untrained_and_to_fit_without_ratings() -> None:
         make().predict([Example("a", "a cat")])
     with pytest.raises(ExpertError, match="no rated examples"):
         make().fit([Example("a", "a cat")], [])
+
+
+# -- attributions: each word's and tag's weight toward the rating -----------------------------
+
+
+def test_attributions_add_up_to_the_score_toward_the_rating(three_class_expert) -> None:
+    """Exact for a linear model: the words' weights and the intercepts make the score of the
+    rating minus the mean of the others' (every n-gram of a plain prompt touches a word)."""
+    item = Example("a", "nude woman on a sofa")
+    scores = three_class_expert.model.decision_function([three_class_expert.text(item)])[0]
+    classes = list(three_class_expert.model.classes_)
+    intercepts = three_class_expert.model.steps[-1][1].intercept_
+    for rating in classes:
+        own = classes.index(rating)
+        toward = scores[own] - np.delete(scores, own).mean()
+        bias = intercepts[own] - np.delete(intercepts, own).mean()
+        (weights,) = three_class_expert.attributions([item], [rating])
+        assert sum(weights.values()) == pytest.approx(toward - bias, abs=1e-6)
+
+
+def test_the_explicit_word_weighs_most_toward_x(three_class_expert) -> None:
+    (weights,) = three_class_expert.attributions([Example("a", "a nude cat on a sofa")], [X])
+    top = max(weights, key=weights.get)
+    assert (top.kind, top.name) == ("word", "nude")
+    assert weights[top] > 0 > min(weights.values())  # the cat and the sofa pull toward PG
+
+
+def test_attributions_name_tags_by_the_items_own_spelling(toy_expert) -> None:
+    item = Example("a", "a photo", tags=(("Nude", 0.9), ("cat", 0.1)))
+    (weights,) = toy_expert.attributions([item], [X])
+    assert {u.name for u in weights if u.kind == "tag"} == {"Nude"}  # cat: below the threshold
