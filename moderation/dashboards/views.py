@@ -20,11 +20,10 @@ from moderation.dashboards import tables
 from moderation.dashboards.charts import Series, bar_chart, line_chart
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.failures import rating_failure_list
+from moderation.dashboards.live import live_report, live_reports_recent
 from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
     evaluation_list,
-    live_report,
-    live_reports_recent,
     model_version_list,
     moderation_health,
     report_figures,
@@ -154,10 +153,23 @@ def version_detail(request: HttpRequest, version: str) -> HttpResponse:
         "per_class": [(label, figures["per_class"][label]) for label in LABELS] if figures else [],
         "confusion": tables.matrix_rows(figures["confusion"]) if figures else [],
         "dcm_matrix": tables.matrix_rows(figures["dcm_matrix"]) if figures else [],
+        "automation": (report or {}).get("automation"),
+        "publishing": _publishing(model_version.manifest.get("suggestion")),
         "tradeoff": (report or {}).get("tradeoff") or [],
         "tradeoff_chart": _tradeoff_chart((report or {}).get("tradeoff") or [], data),
     }
     return render(request, "dashboards/version.html", context)
+
+
+def _publishing(rule: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The bound a bounded rule publishes unreviewed under: α, its confidence and τ."""
+    if not rule:
+        return None
+    return {
+        "alpha": rule["alpha"],
+        "confidence": 1 - rule.get("publish_delta", 0.1),
+        "below": rule.get("publish_below"),
+    }
 
 
 def _tradeoff_chart(rows: list[dict[str, Any]], data: str) -> str | None:
@@ -168,6 +180,11 @@ def _tradeoff_chart(rows: list[dict[str, Any]], data: str) -> str | None:
         [
             Series("DCM rate", [r["dcm_rate"] for r in rows], colour="#d55e00"),
             Series("over-rating rate", [r["over_rating_rate"] for r in rows], colour="#0072b2"),
+            Series(
+                "published unreviewed",
+                [r.get("automation_share") or 0.0 for r in rows],
+                colour="#009e73",
+            ),
             Series("α", [r["alpha"] for r in rows], colour="#999999", dashed=True),
         ],
         x_labels=[f"{r['alpha']:.0%}" + (" *" if r["chosen"] else "") for r in rows],

@@ -176,7 +176,7 @@ def rate(request: Request) -> Response:
         tags=None if tags is None else tuple((name, conf) for name, conf in tags),
     )
     version, prediction = rate_now(example)
-    body = bundle_prediction_data(version.version, prediction)
+    body = bundle_prediction_data(version, prediction)
     if data["queue"]:
         item, created = item_create(
             prompt=prompt,

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from moderation.inference.models import Prediction
+from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from moderation.review.labels import label_get_current
 from moderation.review.models import Label
@@ -104,6 +104,30 @@ def _mlp_experts_field() -> serializers.ListField:
     )
 
 
+class PublishBoundSerializer(serializers.Serializer):
+    dcm_rate = serializers.FloatField(
+        help_text="α: the expected share of published items rated below their true rating."
+    )
+    confidence = serializers.FloatField(help_text="The probability the bound holds (1 - δ).")
+
+
+class AutoPublishSerializer(serializers.Serializer):
+    publish = serializers.BooleanField(
+        help_text="The rating may be published without a moderator's review."
+    )
+    bound = PublishBoundSerializer()
+
+
+def _auto_publish_field() -> AutoPublishSerializer:
+    return AutoPublishSerializer(
+        allow_null=True,
+        help_text="Whether the model version's bounded rule publishes this rating unreviewed, "
+        "with the bound it holds to: among the items it publishes, the down-class rate is at "
+        "most `bound.dcm_rate` with probability `bound.confidence`. null when the version has "
+        "no such rule. Flagged items are never published.",
+    )
+
+
 class PredictionSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     rating = serializers.CharField(help_text="The suggested rating.")
@@ -114,6 +138,7 @@ class PredictionSerializer(serializers.Serializer):
     mlp_experts = _mlp_experts_field()
     experts = serializers.DictField(child=ExpertSerializer())
     flagged = serializers.BooleanField()
+    auto_publish = _auto_publish_field()
     created_at = serializers.DateTimeField(required=False)
 
 
@@ -186,6 +211,7 @@ class RateResponseSerializer(serializers.Serializer):
     mlp_experts = _mlp_experts_field()
     experts = serializers.DictField(child=ExpertSerializer())
     flagged = serializers.BooleanField()
+    auto_publish = _auto_publish_field()
     model_version = serializers.CharField()
     uid = serializers.UUIDField(required=False, help_text="Only when `queue` was true.")
     created = serializers.BooleanField(required=False)
@@ -222,11 +248,24 @@ def prediction_data(prediction: Prediction) -> dict[str, Any]:
             for name, out in prediction.experts.items()
         },
         "flagged": prediction.flagged,
+        "auto_publish": auto_publish_data(prediction.auto_publish, prediction.model_version),
         "created_at": prediction.created_at,
     }
 
 
-def bundle_prediction_data(version: str, prediction: BundlePrediction, row: int = 0) -> dict:
+def auto_publish_data(publish: bool | None, version: ModelVersion) -> dict[str, Any] | None:
+    """Whether the version's bounded rule publishes the rating unreviewed, with its bound (the
+    rule in the version's manifest); None when the version has no such rule."""
+    rule = version.manifest.get("suggestion")
+    if publish is None or not rule:
+        return None
+    bound = {"dcm_rate": rule["alpha"], "confidence": round(1 - rule["publish_delta"], 6)}
+    return {"publish": publish, "bound": bound}
+
+
+def bundle_prediction_data(
+    version: ModelVersion, prediction: BundlePrediction, row: int = 0
+) -> dict:
     """What the bundle said about one row, in the same shape as a stored prediction."""
 
     def level(index: int) -> int | None:
@@ -249,7 +288,11 @@ def bundle_prediction_data(version: str, prediction: BundlePrediction, row: int 
         "mlp_experts": prediction.mlp_experts(row),
         "experts": experts,
         "flagged": bool(prediction.flagged[row]),
-        "model_version": version,
+        "auto_publish": auto_publish_data(
+            None if prediction.auto_publish is None else bool(prediction.auto_publish[row]),
+            version,
+        ),
+        "model_version": version.version,
     }
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
-from rating_models.bundle import Bundle
+from rating_models.bundle import Bundle, expert_alarms
 from rating_models.calibration import CalibrationSet, mlp_out_of_fold, rule_choose
 from rating_models.combine.mlp import MultimodalMLP
 from rating_models.combine.voter import vote
@@ -21,28 +21,36 @@ from rating_models.ratings import Rating
 from rating_models.risk import BoundedRule
 from rating_models.stacking import OutOfFold, label_folds
 
+EXPLICIT_LEVEL = Rating.X.level
 
-def voter_ratings(
+
+def expert_opinions(
     bundle: Bundle,
     version: ModelVersion,
     items: Sequence[MediaItem],
     ids: Sequence[str | None],
     out_of_fold: OutOfFold | None,
-) -> np.ndarray:
-    """The voter's class index per item (-1: it abstained), from the same outputs as the MLP's
-    rows: out of fold where the item has them, else the version's stored prediction."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, the voter's class index (-1: it abstained) and whether some expert rated it
+    X or XXX (the publishing guard), from the same outputs as the MLP's rows: out of fold
+    where the item has them, else the version's stored prediction."""
     votes = np.full(len(items), -1, dtype=np.int64)
+    alarms = np.zeros(len(items), dtype=bool)
     covered = [k for k, i in enumerate(ids) if i is not None]
     if covered and out_of_fold is not None:
         outputs = out_of_fold.rows([ids[k] for k in covered])
         ballots = np.stack([outputs[name].ratings for name in bundle.voter], axis=1)
         votes[covered] = vote(ballots)
+        alarms[covered] = expert_alarms(outputs)
     rest = {items[k].pk: k for k, i in enumerate(ids) if i is None}
     stored = Prediction.objects.filter(model_version=version, item_id__in=rest)
-    for item_id, level in stored.values_list("item_id", "voter_rating"):
+    for item_id, level, experts in stored.values_list("item_id", "voter_rating", "experts"):
         if level is not None:
             votes[rest[item_id]] = Rating.parse(level).index
-    return votes
+        alarms[rest[item_id]] = any(
+            (said.get("rating") or 0) >= EXPLICIT_LEVEL for said in experts.values()
+        )
+    return votes, alarms
 
 
 def rule_calibrate(
@@ -51,13 +59,14 @@ def rule_calibrate(
     y: np.ndarray,
     n_train: int,
     uids: Sequence[str],
-    votes: np.ndarray,
+    opinions: tuple[np.ndarray, np.ndarray],
     previous: BoundedRule,
     *,
     folds: int,
     seed: int,
 ) -> tuple[BoundedRule, CalibrationSet, dict[str, Any]]:
-    """The new MLP's rule at the previous rule's α (and severe α)."""
+    """The new MLP's rule at the previous rule's α (and severe α). `opinions`: the voter's
+    ratings and the explicit alarms (`expert_opinions`)."""
     fold = label_folds(y[:n_train], folds, seed=seed)
     config = dataclasses.asdict(mlp.config)
     held_out = mlp_out_of_fold(
@@ -67,7 +76,7 @@ def rule_calibrate(
         list(uids),
         np.concatenate([held_out, mlp.predict_proba(x[n_train:])]),
         np.asarray(y, dtype=np.int64),
-        votes,
+        *opinions,
     )
     rule, report = rule_choose(
         calibration,

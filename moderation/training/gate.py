@@ -77,7 +77,7 @@ def evaluation_create_live(*, version: ModelVersion) -> Evaluation | None:
     """Keep the version's figures on live labels as they stand now (moderators' current labels
     on items it predicted, with bootstrap intervals): one point of the live trend. Nothing
     when no such label exists yet."""
-    from moderation.dashboards.selectors import live_report
+    from moderation.dashboards.live import live_report
 
     report = live_report(version, bootstrap=settings.GATE_BOOTSTRAP)
     if report is None:

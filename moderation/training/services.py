@@ -357,10 +357,10 @@ def _train_mlp(
     rule, calibration, calibration_report = None, None, None
     if bundle.rule is not None:  # a bounded suggestion: the new MLP gets its own rule
         run_progress(run.pk, stage="mlp", progress=0.67, line="calibrating the bounded rule")
-        votes = bounded.voter_ratings(bundle, champion, items, ids, out_of_fold)
+        opinions = bounded.expert_opinions(bundle, champion, items, ids, out_of_fold)
         folds = int((champion.manifest.get("config") or {}).get("folds") or 5)
         rule, calibration, calibration_report = bounded.rule_calibrate(
-            mlp, x, y, n, [str(i.uid) for i in items], votes, bundle.rule, folds=folds, seed=1234
+            mlp, x, y, n, [str(i.uid) for i in items], opinions, bundle.rule, folds=folds, seed=1234
         )
     candidate = Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested, rule=rule)
     candidate.out_of_fold = out_of_fold  # the same experts: their outputs carry forward

@@ -35,8 +35,10 @@ def make_prediction(
     voter: int | None = None,
     mlp: int | None = None,
     experts: dict[str, int | None] | None = None,
+    auto_publish: bool | None = None,
 ) -> Prediction:
-    """A prediction given in levels; the voter, the MLP and the experts default to `suggested`."""
+    """A prediction given in levels; the voter, the MLP and the experts default to `suggested`.
+    `auto_publish`: what a bounded rule said (None: the version has none)."""
     voter = suggested if voter is None else voter
     mlp = suggested if mlp is None else mlp
     experts = {"tag_rules": suggested, "lstm": suggested} if experts is None else experts
@@ -52,6 +54,7 @@ def make_prediction(
         mlp_probs=probs_for(mlp),
         suggested_rating=suggested,
         features=b"",
+        auto_publish=auto_publish,
     )
 
 

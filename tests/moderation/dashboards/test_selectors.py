@@ -5,10 +5,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from moderation.dashboards import selectors
+from moderation.dashboards.live import live_report, live_reports_recent
 from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
-    live_report,
-    live_reports_recent,
     moderation_health,
     severe_down_class_items,
 )
@@ -83,6 +82,26 @@ def test_an_abstaining_expert_is_scored_on_the_items_it_spoke_on(live_case):
     tag_rules = live_report(live_case)["models"]["tag_rules"]
     assert (tag_rules["n"], tag_rules["abstained"]) == (3, 1)
     assert tag_rules["severe_dcm_count"] == 0
+
+
+def test_a_version_without_a_publishing_rule_has_no_live_automation(live_case):
+    assert "automation" not in live_report(live_case)
+
+
+def test_live_automation_is_the_dcm_among_exactly_the_items_published_unreviewed(champion, alice):
+    published = [(PG, PG), (PG, PG13), (R, R)]  # (suggested, label): one of three down-classed
+    for suggested, level in published:
+        item = make_item()
+        make_prediction(item, champion, suggested=suggested, auto_publish=True)
+        make_label(item, level, alice)
+    reviewed = make_item()  # not published: its DCM does not count among the published
+    make_prediction(reviewed, champion, suggested=PG, auto_publish=False)
+    make_label(reviewed, XXX, alice)
+    make_prediction(make_item(), champion, suggested=PG, auto_publish=True)  # not labelled yet
+    figures = live_report(champion)["automation"]
+    assert (figures["published"], figures["share"]) == (3, 0.75)  # of the labelled items
+    assert figures["dcm_rate"] == pytest.approx(1 / 3)
+    assert (figures["rated"], figures["rated_share"]) == (5, 0.8)  # of every item it rated
 
 
 def test_live_report_is_none_without_labelled_predictions(champion):

@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.deletion import ProtectedError
 
 from moderation.audit.models import AuditEvent
-from moderation.dashboards.selectors import live_report
+from moderation.dashboards.live import live_report
 from moderation.inference.models import ModelVersion, Prediction
 from moderation.review.decisions import decision_record, label_create
 from moderation.review.labels import current_labels, label_get_current

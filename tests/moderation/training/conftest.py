@@ -119,15 +119,6 @@ def run_promotions() -> list:
     return [registry.promotion_execute(p.pk) for p in queued]
 
 
-@pytest.fixture(scope="session")
-def bounded_bundle_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("bounded-champion") / "bundle"
-    overrides = {**lstm_bundle_config(), "suggested": "bounded", "alpha": 0.1}
-    config = BundleConfig.from_preset("fast", overrides)
-    train_bundle(toy_examples(), toy_examples(1, "v"), config=config, out=directory)
-    return directory
-
-
 @pytest.fixture
 def bounded_champion(bounded_bundle_dir, settings):
     settings.GATE_MIN_EXPLICIT = 0

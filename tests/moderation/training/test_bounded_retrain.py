@@ -104,3 +104,22 @@ def test_the_dashboard_shows_what_each_alpha_costs(bounded_champion, carol_clien
     page = carol_client.get(url).text
     assert 'id="tradeoff"' in page and "What each α costs" in page
     assert "10.0% *" in page and "<svg" in page.split('id="tradeoff"')[1]
+    assert all(0 <= r["automation_share"] <= 1 for r in rows)
+
+
+def test_the_dashboard_shows_how_much_skips_review_and_the_dcm_among_it(
+    bounded_champion, carol_client
+):
+    from moderation.training.selectors import test_items
+    from moderation.training.services import _labelled_example
+
+    examples = [_labelled_example(i) for i in test_items()]
+    automation = gate.evaluation_create(version=bounded_champion, examples=examples).report[
+        "automation"
+    ]
+    assert 0 < automation["published"] < len(examples)  # the toy rule publishes some, not all
+    url = reverse("dashboards:version", args=[bounded_champion.version])
+    section = carol_client.get(url).text.split('id="automation"')[1].split("</section>")[0]
+    assert "Published without a moderator" in section
+    assert f"{100 * automation['share']:.1f}%" in section
+    assert "at most 10.0%, with 90.0% confidence" in section

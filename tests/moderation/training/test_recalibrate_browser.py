@@ -53,6 +53,12 @@ def test_carol_sets_alpha_and_the_gate_judges_the_candidate_at_it(
             "Recalibration of the bounded suggestion at α = 20.0%, nothing trained"
         )
         expect(page.locator(".gate")).to_contain_text("its target α = 0.2")
+        # The candidate's dashboard: what each α costs, and how much skips review at 20%.
+        page.locator(".candidate-dashboard").click()
+        expect(page.locator("#tradeoff svg")).to_be_visible()
+        expect(page.locator("#tradeoff tr.is-chosen")).to_contain_text("20.0% *")
+        expect(page.locator("#automation")).to_contain_text("Published without a moderator")
+        expect(page.locator("#automation")).to_contain_text("at most 20.0%, with 90.0% confidence")
         browser.close()
 
     run = TrainingRun.objects.get()
