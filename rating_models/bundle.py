@@ -102,6 +102,10 @@ class BundlePrediction:
             None if self.auto_publish is None else self.auto_publish[index],
         )
 
+    def publishes(self, row: int) -> bool | None:
+        """Whether the bounded rule publishes one item unreviewed; None: the bundle has none."""
+        return None if self.auto_publish is None else bool(self.auto_publish[row])
+
     def explicit_alarms(self) -> np.ndarray:
         """(N,) bool: some expert rates the item X or XXX (the publishing guard)."""
         return expert_alarms(self.experts)

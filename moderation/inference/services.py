@@ -226,9 +226,7 @@ def _prediction_row(
         flagged=bool(prediction.flagged[row]),
         features=np.concatenate(features).tobytes(),
         mlp_experts=prediction.mlp_experts(row),
-        auto_publish=(
-            None if prediction.auto_publish is None else bool(prediction.auto_publish[row])
-        ),
+        auto_publish=prediction.publishes(row),
         explanation=explanation,
     )
 

@@ -288,10 +288,7 @@ def bundle_prediction_data(
         "mlp_experts": prediction.mlp_experts(row),
         "experts": experts,
         "flagged": bool(prediction.flagged[row]),
-        "auto_publish": auto_publish_data(
-            None if prediction.auto_publish is None else bool(prediction.auto_publish[row]),
-            version,
-        ),
+        "auto_publish": auto_publish_data(prediction.publishes(row), version),
         "model_version": version.version,
     }
 
