@@ -163,6 +163,30 @@ API_TOKEN_CACHE_SECONDS = float(os.environ.get("API_TOKEN_CACHE_SECONDS", "10"))
 CLAIM_MINUTES = int(os.environ.get("CLAIM_MINUTES", "10"))
 SKIP_HOURS = float(os.environ.get("SKIP_HOURS", "4"))
 
+# Label quality (README, "Labels a team can trust").
+# A moderator's decision this many levels or more below the champion's suggestion waits for a
+# second moderator's blind confirmation.
+BIG_DOWNGRADE_LEVELS = int(os.environ.get("BIG_DOWNGRADE_LEVELS", "2"))
+# Share of the items served to a moderator that are gold items, and how much more often an
+# explicit (X, XXX) gold item is drawn than a milder one.
+GOLD_SHARE = float(os.environ.get("GOLD_SHARE", "0.10"))
+GOLD_EXPLICIT_WEIGHT = float(os.environ.get("GOLD_EXPLICIT_WEIGHT", "3"))
+# A gold miss below the settled rating weighs GOLD_UNDER_WEIGHT, one above GOLD_OVER_WEIGHT. A
+# moderator with GOLD_MIN_ANSWERS answers or more whose weighted miss rate (weighted misses
+# over answers times the under-rating weight) passes GOLD_HOLD_RATE is held.
+GOLD_UNDER_WEIGHT = float(os.environ.get("GOLD_UNDER_WEIGHT", "3"))
+GOLD_OVER_WEIGHT = float(os.environ.get("GOLD_OVER_WEIGHT", "1"))
+GOLD_MIN_ANSWERS = int(os.environ.get("GOLD_MIN_ANSWERS", "20"))
+GOLD_HOLD_RATE = float(os.environ.get("GOLD_HOLD_RATE", "0.2"))
+# Share of new items decided by two moderators independently (by a hash of the item's id),
+# and whether those two see the model's suggestion.
+DOUBLE_REVIEW_SHARE = float(os.environ.get("DOUBLE_REVIEW_SHARE", "0.05"))
+DOUBLE_REVIEW_SHOWS_SUGGESTION = os.environ.get("DOUBLE_REVIEW_SHOWS_SUGGESTION", "1") == "1"
+# The label-error pass (confident learning): how often beat runs it, and the most second looks
+# it opens in one run.
+LABEL_ERRORS_SECONDS = float(os.environ.get("LABEL_ERRORS_SECONDS", str(24 * 3600)))
+LABEL_ERRORS_LIMIT = int(os.environ.get("LABEL_ERRORS_LIMIT", "200"))
+
 # Dashboards: the live figures (every version scored on moderators' current labels) take about
 # a second to count over 100,000 labels, so the overview reuses them for this many seconds and
 # says when they were counted (0: count them on every view).

@@ -18,6 +18,9 @@ class AuditEvent(models.Model):
         CONTENT = "content", "content"
         PURGE = "purge", "purge"
         RATING_RETRY = "rating_retry", "rating retry"
+        TASK = "task", "task"  # a second decision asked for, or its outcome
+        GOLD = "gold", "gold"  # an item marked gold, or retired
+        HOLD = "hold", "hold"  # a moderator held for a second look, or cleared
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # None: the system (an import, a worker, a scheduled retrain).

@@ -9,14 +9,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from moderation.review.decorators import ADMINS
+from moderation.review.decorators import is_admin
 
-
-def is_admin(user) -> bool:
-    """Admins manage models and read the dashboards; so do superusers."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_superuser or user.groups.filter(name=ADMINS).exists()
+__all__ = ["admin_required", "is_admin"]
 
 
 def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

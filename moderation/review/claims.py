@@ -23,6 +23,7 @@ from moderation.review.labels import label_get_current
 from moderation.review.models import ReviewState, Skip
 from moderation.review.queue import down_class_risk
 from moderation.review.selectors import review_state_list_open
+from moderation.review.task_claims import task_claim_next, task_get_held, task_give_back
 
 State = ReviewState.State
 
@@ -50,7 +51,11 @@ def review_priorities_update(*, item_ids: Sequence[int], version: ModelVersion) 
 
 
 def item_get_held(*, moderator: AbstractBaseUser) -> MediaItem | None:
-    """The item this moderator holds now (an unexpired claim), or None. Changes nothing."""
+    """The item this moderator holds now (an unexpired claim on a task or a queue item), or
+    None. Changes nothing."""
+    task = task_get_held(moderator=moderator)
+    if task is not None:
+        return task.item
     held = (
         ReviewState.objects.filter(
             claimed_by=moderator, state=State.CLAIMED, claimed_until__gte=timezone.now()
@@ -85,6 +90,10 @@ def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) ->
     held = None if holds_none else item_get_held(moderator=moderator)
     if held is not None:
         return held
+    # Second decisions and gold items come before the main queue (review.task_claims).
+    task = task_claim_next(moderator=moderator)
+    if task is not None:
+        return task.item
     now = timezone.now()
     until = now + timedelta(minutes=settings.CLAIM_MINUTES)
     if connection.features.has_select_for_update_skip_locked:
@@ -133,6 +142,9 @@ def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) ->
 @transaction.atomic
 def item_skip(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
     """Pass on an item: others get it, this moderator does not see it again for a while."""
+    task = task_get_held(moderator=moderator, item=item)
+    if task is not None:
+        task_give_back(task=task, moderator=moderator, outcome="skipped")
     Skip.objects.create(
         item=item, moderator=moderator, until=timezone.now() + timedelta(hours=settings.SKIP_HOURS)
     )
@@ -146,6 +158,10 @@ def item_release(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
     A decided item goes back to done, an undecided one to the queue, so a moderator holds
     at most the item in front of them.
     """
+    task = task_get_held(moderator=moderator, item=item)
+    if task is not None:
+        task_give_back(task=task, moderator=moderator, outcome="released")
+        return
     state = State.DONE if item.labels.exists() else State.QUEUED
     _give_back(item, moderator, state, "released")
 

@@ -87,9 +87,16 @@ def decision_record(
     reason: str = "",
     final: bool = True,
     origin: str = "moderator",
+    status: str | None = None,
 ) -> Decision:
     """Record a decision; a final one writes the label. Raises `DecisionConflict` when a final
-    label landed after `saw_label`, `DecisionError` for anything else refused."""
+    label landed after `saw_label`, `DecisionError` for anything else refused.
+
+    `status` other than final (`review.workflow` sets it): a pending decision waits for a
+    second one and moves the item's review to waiting; a gold answer and a second look that
+    confirms the current label write nothing else."""
+    status = status or (Decision.Status.FINAL if final else Decision.Status.PENDING)
+    final = status == Decision.Status.FINAL
     try:
         rating = parse_label(level)
     except ValueError as error:
@@ -119,10 +126,12 @@ def decision_record(
         origin=origin,
         path=path,
         level=rating.level,
-        status=Decision.Status.FINAL if final else Decision.Status.PENDING,
+        status=status,
         saw_label=saw,
         reason=reason,
     )
+    if status == Decision.Status.PENDING:
+        audit_write(_review_wait(item, state, moderator, decision))
     if not final:
         return decision
     label = _label_write(decision, current)
@@ -193,6 +202,36 @@ def _review_close(
         return []
     return [
         audit_event(action=Action.REVIEW_STATE, actor=moderator, item=item, old=old, new="done")
+    ]
+
+
+def _review_wait(
+    item: MediaItem,
+    state: ReviewState | None,
+    moderator: AbstractBaseUser | None,
+    decision: Decision,
+) -> list[AuditEvent]:
+    """A pending decision ends its moderator's claim and leaves the item waiting for the
+    second decision; its audit row names the decision, not its rating (the second is blind)."""
+    old = "none" if state is None else state.state
+    if state is None:
+        ReviewState.objects.create(item=item, state=State.WAITING)
+    elif state.state in (State.QUEUED, State.CLAIMED):
+        if state.state == State.CLAIMED:
+            old = f"claimed by {claim_holder(state)}"
+        state.state, state.claimed_by, state.claimed_until = State.WAITING, None, None
+        state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
+    else:
+        return []
+    return [
+        audit_event(
+            action=Action.REVIEW_STATE,
+            actor=moderator,
+            item=item,
+            old=old,
+            new="waiting",
+            decision=decision.pk,
+        )
     ]
 
 

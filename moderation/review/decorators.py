@@ -32,3 +32,11 @@ def moderator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def is_admin(user) -> bool:
+    """Admins manage models, read the dashboards and adjudicate; so do superusers. An admin's
+    decision is always final."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=ADMINS).exists()

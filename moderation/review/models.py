@@ -18,6 +18,9 @@ class ReviewState(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", "queued"
         CLAIMED = "claimed", "claimed"
+        # Decided, but the decision waits for a second one (a big downgrade's confirmation, a
+        # held moderator's second look, the other half of a blind double review).
+        WAITING = "waiting", "waiting"
         DONE = "done", "done"
 
     item = models.OneToOneField("media.MediaItem", on_delete=models.CASCADE, related_name="review")
@@ -77,14 +80,22 @@ class Decision(models.Model):
     """
 
     class Status(models.TextChoices):
-        FINAL = "final", "final"
-        PENDING = "pending", "pending"
+        FINAL = "final", "final"  # wrote the item's label
+        PENDING = "pending", "pending"  # waits for a second decision (a `ReviewTask`)
+        GOLD = "gold", "gold answer"  # scored against a gold item's settled rating; no label
+        CONFIRMS = "confirms", "confirms"  # a second look that kept the current label
 
     class Path(models.TextChoices):
         REVIEW = "review", "review"  # the review page, on an item the moderator holds
         CORRECTION = "correction", "correction"  # confirmed over a newer label, with a reason
         IMPORT = "import", "import"  # arrived with the item (the corpus, a platform)
         ADMIN = "admin", "admin"  # an admin's tool: management commands, tests, the shell
+        # The second decisions of `ReviewTask`s, by their kind.
+        GOLD = "gold", "gold"
+        DOUBLE = "double", "blind double review"
+        CONFIRMATION = "confirmation", "confirmation"
+        SECOND_LOOK = "second_look", "second look"
+        ADJUDICATION = "adjudication", "adjudication"
 
     item = models.ForeignKey("media.MediaItem", on_delete=models.PROTECT, related_name="decisions")
     moderator = models.ForeignKey(
@@ -189,3 +200,135 @@ class Label(models.Model):
     @property
     def is_blocked(self) -> bool:
         return self.level == self.BLOCKED
+
+
+class ReviewTask(models.Model):
+    """A decision asked of one more person on an item, outside the main queue.
+
+    - `confirmation`: a moderator's decision two or more levels below the champion's suggestion
+      waits (`pending`) for a second moderator, who decides the item blind.
+    - `second_look`: a likely label error (confident learning), or a held moderator's pending
+      decision, decided again by someone other than the one who decided it.
+    - `gold`: a gold item served to one moderator (`assigned_to`); the answer is scored.
+    - `double`: the other half of a blind double review (`pending` is the first answer).
+    - `adjudication`: two decisions that differ (`pending` and `answer`); an admin decides.
+
+    `excluded` may not take the task (whose decision it checks). A task is queue state, like
+    `ReviewState`: its claim and its close change the row, and each writes an audit row; the
+    decisions it gathers are append-only.
+    """
+
+    class Kind(models.TextChoices):
+        CONFIRMATION = "confirmation", "confirmation"
+        SECOND_LOOK = "second_look", "second look"
+        GOLD = "gold", "gold"
+        DOUBLE = "double", "blind double review"
+        ADJUDICATION = "adjudication", "adjudication"
+
+    class State(models.TextChoices):
+        OPEN = "open", "open"
+        CLAIMED = "claimed", "claimed"
+        DONE = "done", "done"
+
+    item = models.ForeignKey("media.MediaItem", on_delete=models.PROTECT, related_name="tasks")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    state = models.CharField(max_length=7, choices=State.choices, default=State.OPEN)
+    reason = models.CharField(max_length=200, blank=True)
+    # Served first within its kind (second looks: the label's down-class risk).
+    priority = models.FloatField(default=0.0)
+    pending = models.ForeignKey(
+        Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    answer = models.ForeignKey(
+        Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # For a second look at a label: the label it questions.
+    label = models.ForeignKey(
+        Label, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    excluded = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # How it ended: `agreed`, `differed` (sent to adjudication), `relabelled`, `confirmed`,
+    # `pending confirmation`, `hit`, `under`, `over` (gold), `adjudicated`.
+    outcome = models.CharField(max_length=30, blank=True)
+    closed_by = models.ForeignKey(
+        Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["kind", "state", "-priority"], name="review_task_queue"),
+            models.Index(fields=["item", "kind"], name="review_task_item"),
+        ]
+        constraints = [
+            # One open task of a kind per item (gold: per moderator it is served to).
+            models.UniqueConstraint(
+                fields=["item", "kind"],
+                condition=~models.Q(state="done") & ~models.Q(kind="gold"),
+                name="one_open_task_per_item_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.kind} ({self.state})"
+
+
+class GoldItem(models.Model):
+    """An item with a settled rating, seeded into moderators' queues to score them. Answers on
+    it are decisions scored against `level`; they never become labels."""
+
+    item = models.OneToOneField("media.MediaItem", on_delete=models.PROTECT, related_name="gold")
+    level = models.PositiveSmallIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(level__in=LEVELS), name="gold_level_valid")
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.item_id}: level {self.level}"
+
+
+class ModeratorHold(models.Model):
+    """A moderator whose gold answers missed too often: while the hold stands (`cleared_at`
+    empty), their new decisions wait for a second look."""
+
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="holds"
+    )
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["moderator"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="one_standing_hold_per_moderator",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"hold on {self.moderator_id} since {self.created_at:%Y-%m-%d}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -21,12 +23,13 @@ from moderation.review.claims import (
     item_reopen,
     item_skip,
 )
-from moderation.review.decisions import DecisionConflict, DecisionError, decision_record
+from moderation.review.decisions import DecisionConflict, DecisionError
 from moderation.review.decorators import moderator_required
 from moderation.review.explanations import explanation_view
 from moderation.review.forms import DecisionForm, DisagreementFilterForm
 from moderation.review.labels import label_get_current
-from moderation.review.models import Decision, Label
+from moderation.review.mine import adjudication_view
+from moderation.review.models import Label, ReviewTask
 from moderation.review.queue import level_label
 from moderation.review.selectors import (
     QUEUE_SIZE_SHOWN,
@@ -38,6 +41,8 @@ from moderation.review.selectors import (
     review_queue_size,
 )
 from moderation.review.summaries import prediction_summary
+from moderation.review.task_claims import BLIND, task_get_held
+from moderation.review.workflow import decision_submit, double_review_selected
 from rating_models.ratings import RATINGS
 
 # The rating buttons and their hotkeys: 1 is PG ... 5 is XXX.
@@ -51,14 +56,29 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def _panel_context(request: HtmxHttpRequest, item: MediaItem | None) -> dict:
-    prediction = None if item is None else prediction_get_shown(item_id=item.pk)
+    task = None if item is None else task_get_held(moderator=request.user, item=item)
+    blind = task is not None and task.kind in BLIND
+    # Both halves of a blind double review may be kept from the model's suggestion too.
+    hide_model = (
+        item is not None
+        and not settings.DOUBLE_REVIEW_SHOWS_SUGGESTION
+        and (
+            (task is not None and task.kind == ReviewTask.Kind.DOUBLE)
+            or (task is None and not item.labels.exists() and double_review_selected(item))
+        )
+    )
+    prediction = None if item is None or hide_model else prediction_get_shown(item_id=item.pk)
     return {
         "item": item,
+        "task": task,
+        "blind": blind,
+        "adjudication": adjudication_view(task),
         "summary": None if prediction is None else prediction_summary(prediction),
         "explanation": (
             None if prediction is None else explanation_view(prediction=prediction, item=item)
         ),
-        "current_label": None if item is None else label_get_current(item=item),
+        # A gold item looks like any other: no "decided before" line on blind tasks.
+        "current_label": None if item is None or blind else label_get_current(item=item),
         "queue_size": review_queue_size(moderator=request.user),
         "queue_size_shown": QUEUE_SIZE_SHOWN,
         "rating_buttons": RATING_BUTTONS,
@@ -111,19 +131,21 @@ def review_decide(request: HtmxHttpRequest, uid: str) -> HttpResponse:
         return _retry(request, item)
     correction = form.cleaned_data["correction"]
     try:
-        decision_record(
+        submitted = decision_submit(
             item=item,
             level=form.cleaned_data["level"],
             moderator=request.user,
-            path=Decision.Path.CORRECTION if correction else Decision.Path.REVIEW,
             saw_label=form.cleaned_data["seen"],
             reason=form.cleaned_data["reason"],
+            correction=correction,
         )
     except DecisionConflict as conflict:
         return _conflict(request, item, conflict, form.cleaned_data["level"])
     except DecisionError as error:
         messages.error(request, f"Not recorded: {error}.")
         return _retry(request, item) if correction else _next_item(request)
+    if submitted.note:
+        messages.info(request, submitted.note)
     if correction:
         messages.success(request, "Recorded as a correction of the newer label.")
         return _next_item(request)
@@ -221,6 +243,10 @@ def review_disagreements(request: HttpRequest) -> HttpResponse:
 @moderator_required
 def item_history(request: HttpRequest, uid: str) -> HttpResponse:
     item = get_object_or_404(MediaItem.objects.select_related("review"), uid=uid)
+    task = task_get_held(moderator=request.user, item=item)
+    if task is not None and task.kind in BLIND:
+        # Its history would show what the others decided: it opens once this one is decided.
+        raise PermissionDenied("you are deciding this item blind: its history opens after")
     context = {
         "item": item,
         "summaries": [prediction_summary(p) for p in item_prediction_list(item=item)],
