@@ -14,14 +14,13 @@ from django.urls import URLPattern, path, reverse
 from moderation.media.corrections import item_correct, item_purge
 from moderation.media.models import ApiClient, MediaItem
 from moderation.media.validation import ValidationProblem
-from moderation.review.decorators import ADMINS
+from moderation.review.decorators import is_admin
+from moderation.review.gold import gold_mark
+from moderation.review.labels import current_labels
+from rating_models.ratings import RATINGS
 
 # What the models read and the labels describe: fixed once the item has a prediction.
 CONTENT_FIELDS = ["prompt", "negative_prompt", "tags", "metadata", "source", "external_id"]
-
-
-def is_admin(user) -> bool:
-    return user.is_active and (user.is_superuser or user.groups.filter(name=ADMINS).exists())
 
 
 class PurgeForm(forms.Form):
@@ -55,6 +54,42 @@ class CorrectForm(forms.Form):
         return self.cleaned_data["negative_prompt"].replace("\r\n", "\n")
 
 
+class CurrentLabelFilter(admin.SimpleListFilter):
+    """Items by their current label: with "Mark as gold", gold in bulk by filter."""
+
+    title = "current label"
+    parameter_name = "label"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [("none", "none"), *((str(r.level), r.label) for r in RATINGS), ("32", "Blocked")]
+
+    def queryset(self, request: HttpRequest, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        levels = current_labels().values("item_id")
+        if value == "none":
+            return queryset.exclude(pk__in=levels)
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(pk__in=levels.filter(level=int(value)))
+
+
+class GoldFilter(admin.SimpleListFilter):
+    title = "gold"
+    parameter_name = "gold"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "gold"), ("no", "not gold")]
+
+    def queryset(self, request: HttpRequest, queryset):
+        if self.value() == "yes":
+            return queryset.filter(gold__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(gold__isnull=True)
+        return queryset
+
+
 @admin.register(MediaItem)
 class MediaItemAdmin(admin.ModelAdmin):
     """Items arrive through the API or `import_items` (which validate them): the admin shows
@@ -65,7 +100,8 @@ class MediaItemAdmin(admin.ModelAdmin):
 
     change_form_template = "admin/media/mediaitem/change_form.html"
     list_display = ["uid", "source", "external_id", "split", "has_image", "purged", "received_at"]
-    list_filter = ["split", "source"]
+    list_filter = ["split", "source", CurrentLabelFilter, GoldFilter]
+    actions = ["mark_gold"]
     search_fields = ["uid", "external_id", "prompt", "image_sha256"]
     date_hierarchy = "received_at"
     readonly_fields = [
@@ -81,6 +117,23 @@ class MediaItemAdmin(admin.ModelAdmin):
         "purged_by",
         "purge_reason",
     ]
+
+    @admin.action(description="Mark as gold at the current label")
+    def mark_gold(self, request: HttpRequest, queryset) -> None:
+        if not is_admin(request.user):
+            self.message_user(request, "Only admins mark gold items.", messages.ERROR)
+            return
+        marked = gold_mark(items=queryset, admin=request.user)
+        skipped = queryset.count() - marked
+        self.message_user(
+            request,
+            f"{marked} item{'s' if marked != 1 else ''} marked as gold"
+            + (
+                f"; {skipped} left out (no current label, purged, or gold already)."
+                if skipped
+                else "."
+            ),
+        )
 
     @admin.display(boolean=True, description="image")
     def has_image(self, item: MediaItem) -> bool:

@@ -40,3 +40,17 @@ def is_admin(user) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return user.is_superuser or user.groups.filter(name=ADMINS).exists()
+
+
+def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anonymous visitors go to the login page; a signed-in non-admin gets 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not is_admin(request.user):
+            raise PermissionDenied("this is for admins")
+        return view(request, *args, **kwargs)
+
+    return wrapper

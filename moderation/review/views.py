@@ -24,11 +24,12 @@ from moderation.review.claims import (
     item_skip,
 )
 from moderation.review.decisions import DecisionConflict, DecisionError
-from moderation.review.decorators import moderator_required
+from moderation.review.decorators import admin_required, is_admin, moderator_required
 from moderation.review.explanations import explanation_view
 from moderation.review.forms import DecisionForm, DisagreementFilterForm
+from moderation.review.gold import gold_mark, gold_results, gold_weeks, hold_get_standing
 from moderation.review.labels import label_get_current
-from moderation.review.mine import adjudication_view
+from moderation.review.mine import adjudication_view, decision_list_mine, decision_outcomes
 from moderation.review.models import Label, ReviewTask
 from moderation.review.queue import level_label
 from moderation.review.selectors import (
@@ -252,6 +253,58 @@ def item_history(request: HttpRequest, uid: str) -> HttpResponse:
         "summaries": [prediction_summary(p) for p in item_prediction_list(item=item)],
         "labels": item_label_list(item=item),
         "current_label": label_get_current(item=item, with_moderator=False),
-        "audit_events": audit_event_list_for_item(item=item),
+        "audit_events": _audit_shown(request.user, item),
+        # Gold is for admins' eyes: to a moderator a gold item looks like any other.
+        "gold": getattr(item, "gold", None) if is_admin(request.user) else None,
+        "can_mark_gold": is_admin(request.user),
     }
     return render(request, "review/history.html", context)
+
+
+@require_GET
+@moderator_required
+def review_mine(request: HttpRequest) -> HttpResponse:
+    """A moderator's own decisions and what became of each; their gold results, week by week;
+    their hold, if one stands."""
+    page = Paginator(decision_list_mine(moderator=request.user), 50).get_page(
+        request.GET.get("page")
+    )
+    outcomes = decision_outcomes(list(page.object_list))
+    rows = [(d, outcomes[d.pk]) for d in page.object_list]
+    gold = gold_results(moderator=request.user)
+    context = {
+        "page": page,
+        "rows": rows,
+        "gold": gold[0] if gold else None,
+        "gold_weeks": gold_weeks(moderator=request.user),
+        "hold": hold_get_standing(moderator=request.user),
+    }
+    return render(request, "review/mine.html", context)
+
+
+@require_POST
+@admin_required
+def item_gold(request: HttpRequest, uid: str) -> HttpResponse:
+    """An admin marks an item as gold at its current label (the item page's button)."""
+    item = get_object_or_404(MediaItem, uid=uid)
+    if gold_mark(items=[item], admin=request.user):
+        messages.success(request, "Marked as gold at its current label.")
+    else:
+        messages.error(request, "Not marked: gold needs a current label (and not gold already).")
+    return redirect("review:history", uid=item.uid)
+
+
+def _audit_shown(user, item: MediaItem) -> list:
+    """The item's audit trail; to a moderator, without the rows that would tell a gold item or
+    the reasons of second decisions still open on it (they are decided blind)."""
+    events = list(audit_event_list_for_item(item=item))
+    if is_admin(user):
+        return events
+    open_tasks = item.tasks.exclude(state=ReviewTask.State.DONE).exists()
+    hidden = {Action.GOLD, Action.TASK} if open_tasks else {Action.GOLD}
+    gold_tasks = set(item.tasks.filter(kind=ReviewTask.Kind.GOLD).values_list("pk", flat=True))
+    return [
+        e
+        for e in events
+        if e.action not in hidden and (e.detail or {}).get("task") not in gold_tasks
+    ]

@@ -87,7 +87,7 @@ def _waits_for(
     if is_admin(moderator):
         return None
     if hold_get_standing(moderator=moderator) is not None:
-        return Kind.SECOND_LOOK, f"{moderator.get_username()} is held for a second look"
+        return Kind.SECOND_LOOK, "decided by a moderator held for a second look"
     if why := big_downgrade(item=item, level=level):
         return Kind.CONFIRMATION, f"big downgrade: {why}"
     if path == Path.REVIEW and double_review_selected(item) and not item.labels.exists():
