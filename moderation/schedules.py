@@ -3,7 +3,8 @@
 django-celery-beat's scheduler writes every entry of `CELERY_BEAT_SCHEDULE` over its database
 row each time beat starts, which would undo an admin's edit at the next restart. The entries
 are created here instead, once, after `migrate`, with their intervals from the settings
-(`SWEEP_SECONDS`, `RETRAIN_CHECK_SECONDS`, `LIVE_FIGURES_SECONDS`); after that the admin's
+(`SWEEP_SECONDS`, `RETRAIN_CHECK_SECONDS`, `LIVE_FIGURES_SECONDS`,
+`LABEL_ERRORS_SECONDS`); after that the admin's
 Periodic tasks page is where they change, and no restart or migration resets them.
 """
 
@@ -26,6 +27,8 @@ PERIODIC_TASKS = {
         "moderation.training.tasks.record_live_figures",
         "LIVE_FIGURES_SECONDS",
     ),
+    # Likely label errors (confident learning) sent to a second look.
+    "find-label-errors": ("moderation.review.tasks.find_label_errors", "LABEL_ERRORS_SECONDS"),
 }
 
 

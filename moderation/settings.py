@@ -207,6 +207,7 @@ CELERY_TASK_ROUTES = {
     "moderation.inference.tasks.sweep_unpredicted": {"queue": "default"},
     "moderation.training.tasks.retrain_if_enough_labels": {"queue": "default"},
     "moderation.training.tasks.record_live_figures": {"queue": "default"},
+    "moderation.review.tasks.find_label_errors": {"queue": "default"},
     # A promotion loads the bundle and rates the review queue: inference work, and it must not
     # wait for a retrain to finish on the training queue.
     "moderation.training.tasks.run_promotion": {"queue": "inference"},

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.training_runs, name="runs"),
     path("start/", views.training_start, name="start"),
     path("recalibrate/", views.training_recalibrate, name="recalibrate"),
+    path("label-errors/", views.label_errors_find, name="label_errors"),
     path("runs/<int:pk>/", views.training_run, name="run"),
     path("runs/<int:pk>/cancel/", views.training_cancel, name="cancel"),
     path("versions/", views.model_versions, name="versions"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +21,7 @@ from django_htmx.middleware import HtmxDetails
 from moderation.audit.selectors import model_status_history
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
+from moderation.dispatch import send
 from moderation.inference.bundles import champion
 from moderation.inference.models import ModelVersion
 from moderation.training import gate, registry, runs, selectors
@@ -113,6 +115,7 @@ def training_runs(request: HtmxHttpRequest) -> HttpResponse:
     context["images"] = selectors.training_images()
     context["champion"] = serving
     context["champion_reads"] = selectors.mlp_reads(serving)
+    context["label_errors_hours"] = round(settings.LABEL_ERRORS_SECONDS / 3600)
     return render(request, "training/runs.html", context)
 
 
@@ -135,6 +138,21 @@ def training_start(request: HttpRequest) -> HttpResponse:
         )
         return redirect("training:runs")
     messages.success(request, f"Retrain #{run.pk} queued on the training workers.")
+    return redirect("training:runs")
+
+
+@require_POST
+@admin_required
+def label_errors_find(request: HttpRequest) -> HttpResponse:
+    """Queue the label-error pass: likely label errors go to a second look."""
+    if not send("moderation.review.tasks.find_label_errors", request.user.pk):
+        messages.error(request, "Not started: the task broker cannot be reached.")
+        return redirect("training:runs")
+    messages.success(
+        request,
+        "The label-error pass is queued: likely label errors appear as second looks in the "
+        "review queue and on the health page's label quality section within a minute.",
+    )
     return redirect("training:runs")
 
 
