@@ -65,6 +65,7 @@ def counts(var_dir: Path) -> dict[str, int]:
             "predictions": one("SELECT count(*) FROM inference_prediction"),
             "queued": one("SELECT count(*) FROM review_reviewstate WHERE state = 'queued'"),
             "versions": one("SELECT count(*) FROM inference_modelversion"),
+            "gold": one("SELECT count(*) FROM review_golditem"),
             "champions": one(
                 "SELECT count(*) FROM inference_modelversion WHERE status = 'champion'"
             ),
@@ -94,6 +95,9 @@ def test_first_run_sets_up_and_the_real_worker_predicts(var_dir, tiny_bundle):
     assert found["versions"] == found["champions"] == 1
     assert found["admins"] == found["moderators"] == 1
     assert "predictions are flowing" in result.stdout
+    # Label quality is seeded: gold items, and the big-downgrade rule's reach is reported.
+    assert found["gold"] > 0
+    assert "big-downgrade rule:" in result.stdout
     # Beat runs beside the worker: the sweep is what re-queues a message the embedded broker
     # never gives back.
     assert "started the beat" in result.stdout

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from moderation.demo import steps
+from moderation.demo.quality import label_quality_seed
 
 WORKER = ["-m", "celery", "-A", "moderation", "worker", "-Q", "inference,training,default"]
 WORKER_OPTIONS = ["--pool", "solo", "--without-gossip", "--without-mingle", "-l", "info"]
@@ -101,6 +102,8 @@ class Command(BaseCommand):
         self.start("worker", [sys.executable, *WORKER, *WORKER_OPTIONS])
         self.start("beat", [sys.executable, *BEAT])
         self.wait_for_predictions(options["timeout"])
+        self.say("label quality: gold items and blind double reviews")
+        label_quality_seed(corpus_dir=steps.RATINGS, admin_username="admin", say=self.say)
         if options["no_serve"]:
             self.say("predictions are flowing; --no-serve: stopping")
             return
