@@ -26,7 +26,8 @@ def test_the_seed_marks_gold_and_answers_double_reviews(tmp_path, carol, setting
     for i, item in enumerate(labelled):
         label_create(item=item, level=LEVELS[i % 5], origin="corpus")
     make_prediction(labelled[0], champion, experts={"tag_rules": 16}, voter=16, mlp=16)
-    unlabelled = [make_item(external_id=f"u{i}") for i in range(20)]
+    for i in range(20):
+        make_item(external_id=f"u{i}")
     names = {1: "PG", 2: "PG13", 4: "R", 8: "X", 16: "XXX"}
     records = [{"id": f"u{i}", "rating": names[LEVELS[i % 5]]} for i in range(20)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
