@@ -13,9 +13,10 @@ nuisance) waits behind an item labelled PG that the model calls R, even when the
 contradicts its label more strongly. Ties go to the lower self-confidence (the probability of
 the given rating). Cleanlab's own order, self-confidence alone, is `order="self_confidence"`.
 
-A rating that no item carries is never a likely rating for confident learning (it has no
-threshold), and a rating with a single item never loses it (cleanlab keeps at least one item
-of each rating): with X and XXX as rare as they are, count them before trusting the list.
+No item is flagged as belonging to a rating that no item carries (confident learning has no
+threshold for it), and a rating with a single item never loses it (cleanlab keeps at least
+one item of each rating): with X and XXX as rare as they are, count them before trusting the
+list.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def find_label_errors(
     not sum to 1 are rescaled. No items, no issues. ValueError when fewer than two ratings
     are given (nothing to tell apart) or the inputs do not fit together.
     """
+    if order not in ("down_class_risk", "self_confidence"):
+        raise ValueError(f"order {order!r}: down_class_risk or self_confidence")
     labels = np.asarray(labels)
     probs = _normalised(np.asarray(probs, dtype=np.float64), len(labels))
     if len(ids) != len(labels):
@@ -87,8 +90,6 @@ def find_label_errors(
     if order == "down_class_risk":
         # Stable on cleanlab's order, so exact ties keep its ranking.
         ranked = sorted(ranked, key=lambda i: (-down_class_risk[i], self_confidence[i]))
-    elif order != "self_confidence":
-        raise ValueError(f"order {order!r}: down_class_risk or self_confidence")
     return [
         LabelIssue(
             id=str(ids[i]),

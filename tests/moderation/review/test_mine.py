@@ -12,7 +12,7 @@ from moderation.review.gold import gold_mark
 from moderation.review.labels import label_get_current
 from moderation.review.models import GoldItem, Label
 from moderation.review.workflow import decision_submit
-from tests.moderation.review.conftest import make_item, make_prediction
+from tests.moderation.review.conftest import make_item, make_prediction, make_version
 
 
 @pytest.mark.django_db
@@ -103,3 +103,21 @@ def test_admins_mark_gold_in_bulk_by_filter_in_the_django_admin(client, carol):
     assert "3 items marked as gold" in response.content.decode()
     assert set(GoldItem.objects.values_list("item_id", "level")) == {(i.pk, 16) for i in explicit}
     assert not GoldItem.objects.filter(item__in=[mild, unlabelled]).exists()
+
+
+@pytest.mark.django_db
+def test_double_review_can_hide_the_models_suggestion_from_both(client, alice, bob, settings):
+    settings.DOUBLE_REVIEW_SHARE = 1.0
+    settings.GOLD_SHARE = 0.0
+    champion = make_version("v1")
+    item = make_item()
+    make_prediction(item, champion, experts={"tag_rules": 4}, voter=4, mlp=4)
+    for moderator in (alice, bob):
+        client.force_login(moderator)
+        settings.DOUBLE_REVIEW_SHOWS_SUGGESTION = True
+        assert "Suggested rating" in client.post(reverse("review:claim")).content.decode()
+        settings.DOUBLE_REVIEW_SHOWS_SUGGESTION = False
+        page = client.get(reverse("review:next")).content.decode()
+        assert "Suggested rating" not in page and "Accept" not in page
+        decision_submit(item=item, level=4, moderator=moderator, saw_label=None)
+    assert label_get_current(item=item).level == 4
