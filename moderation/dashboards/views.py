@@ -21,6 +21,7 @@ from moderation.dashboards.charts import Series, bar_chart, line_chart
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.failures import rating_failure_list
 from moderation.dashboards.live import live_report, live_reports_recent
+from moderation.dashboards.quality import label_quality
 from moderation.dashboards.selectors import (
     evaluation_latest_by_version,
     evaluation_list,
@@ -238,6 +239,7 @@ def health(request: HttpRequest) -> HttpResponse:
         "moderators_chart": moderators_chart,
         "failed": failed,
         "failed_total": failed_total,
+        "quality": label_quality(),
     }
     return render(request, "dashboards/health.html", context)
 

@@ -24,8 +24,16 @@ from scipy.stats import binomtest
 from moderation.audit.services import Action, audit_record
 from moderation.media.models import MediaItem
 from moderation.review.labels import current_labels
-from moderation.review.models import LEVELS, Decision, GoldItem, ModeratorHold, ReviewTask
+from moderation.review.models import (
+    LEVELS,
+    Decision,
+    GoldItem,
+    Label,
+    ModeratorHold,
+    ReviewTask,
+)
 from moderation.review.queue import level_label
+from moderation.review.task_claims import second_look_open
 
 HIT, UNDER, OVER = "hit", "under", "over"
 
@@ -211,3 +219,22 @@ def held_decisions_before(*, hold: ModeratorHold, days: int) -> QuerySet[Decisio
         created_at__lt=hold.created_at,
         labels__superseded_by__isnull=True,
     )
+
+
+@transaction.atomic
+def hold_send_to_second_look(
+    *, hold: ModeratorHold, days: int, actor: AbstractBaseUser
+) -> tuple[int, int]:
+    """A second look at each label the held moderator's final decisions in the `days` before
+    the hold wrote and that is still current. Returns (opened, left): left had a second look
+    open already or were relabelled meanwhile."""
+    name = hold.moderator.get_username()
+    decisions = held_decisions_before(hold=hold, days=days)
+    labels = Label.objects.filter(decision__in=decisions, superseded_by__isnull=True)
+    opened = left = 0
+    for label in labels.select_related("item", "moderator").order_by("created_at", "pk"):
+        task = second_look_open(
+            label=label, reason=f"decided by held moderator {name}", priority=0.0, actor=actor
+        )
+        opened, left = (opened + 1, left) if task is not None else (opened, left + 1)
+    return opened, left
