@@ -15,7 +15,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from moderation.inference.models import ModelVersion, RatingDispatch
 from moderation.media.models import ApiClient
-from moderation.review.models import Label, ReviewState, Skip
+from moderation.review.models import (
+    GoldItem,
+    Label,
+    ModeratorHold,
+    ReviewState,
+    ReviewTask,
+    Skip,
+)
 from moderation.training.models import TrainingRun
 from tests.moderation.review.conftest import make_item
 
@@ -59,6 +66,9 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "review:skip": {"POST": (LOGIN, LOGIN, 302, 302)},
     "review:history": {"GET": (LOGIN, LOGIN, 200, 200)},
     "review:image": {"GET": (LOGIN, LOGIN, 200, 200)},
+    "review:mine": {"GET": (LOGIN, LOGIN, 200, 200)},
+    # Gold is marked by admins; the item has no label, so the admin is told so and sent back.
+    "review:gold": {"POST": (LOGIN, LOGIN, 403, 302)},
     "dashboards:overview": {"GET": (LOGIN, LOGIN, 403, 200)},
     "audit:events": {"GET": (LOGIN, LOGIN, 403, 200)},
     "audit:export": {"GET": (LOGIN, LOGIN, 403, 200)},
@@ -71,10 +81,16 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "dashboards:health_moderators_csv": {"GET": (LOGIN, LOGIN, 403, 200)},
     # 302 for the admin: back to the health page, saying the item had not failed.
     "dashboards:health_retry": {"POST": (LOGIN, LOGIN, 403, 302)},
+    "dashboards:quality_items": {"GET": (LOGIN, LOGIN, 403, 200)},
+    "dashboards:quality_agreement_csv": {"GET": (LOGIN, LOGIN, 403, 200)},
+    # No hold has this id: an admin gets 404.
+    "dashboards:quality_hold_clear": {"POST": (LOGIN, LOGIN, 403, 404)},
+    "dashboards:quality_hold_send_back": {"POST": (LOGIN, LOGIN, 403, 404)},
     "training:runs": {"GET": (LOGIN, LOGIN, 403, 200)},
     "training:start": {"POST": (LOGIN, LOGIN, 403, 302)},
     # 302 for the admin: back to the versions page, saying the champion has no α to set.
     "training:recalibrate": {"POST": (LOGIN, LOGIN, 403, 302)},
+    "training:label_errors": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:run": {"GET": (LOGIN, LOGIN, 403, 200)},
     "training:cancel": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:versions": {"GET": (LOGIN, LOGIN, 403, 200)},
@@ -123,6 +139,7 @@ def url_for(name: str, route: str, world) -> str:
         route.replace("<uuid:uid>", str(world["item"].uid))
         .replace("<str:version>", world["version"].version)
         .replace("<int:pk>", str(pk))
+        .replace("<int:hold_id>", "999999")
     )
 
 
@@ -190,6 +207,10 @@ FORMS = {
     "training:rollback": "admin",
     "training:retire": "admin",
     "dashboards:health_retry": "admin",
+    "review:gold": "admin",
+    "training:label_errors": "admin",
+    "dashboards:quality_hold_clear": "admin",
+    "dashboards:quality_hold_send_back": "admin",
 }
 
 
@@ -203,6 +224,9 @@ def snapshot(world) -> tuple:
     return (
         Label.objects.count(),
         Skip.objects.count(),
+        GoldItem.objects.count(),
+        ReviewTask.objects.count(),
+        list(ModeratorHold.objects.values_list("pk", "cleared_at")),
         list(ReviewState.objects.values_list("item_id", "state", "claimed_by_id")),
         sorted(ModelVersion.objects.values_list("version", "status")),
         sorted(TrainingRun.objects.values_list("pk", "state")),
