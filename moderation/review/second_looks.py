@@ -111,8 +111,8 @@ def label_error_pass(
             continue
         likely = RATINGS[issue.likely].label
         reason = (
-            f"likely label error: {version.version} gives {likely} "
-            f"{issue.down_class_risk:.0%} chance of a rating above {RATINGS[issue.given].label}"
+            f"likely label error: the model rates it {likely}, with a "
+            f"{issue.down_class_risk:.0%} chance it is above {RATINGS[issue.given].label}"
         )
         if second_look_open(
             label=label, reason=reason, priority=issue.down_class_risk, actor=actor
