@@ -33,7 +33,8 @@ test-fast: $(STAMP)
 # The README's pictures under docs/, taken by the browser tests.
 screenshots: $(STAMP)
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/moderation/review/test_browser.py \
-		tests/moderation/dashboards/test_browser.py tests/moderation/training/test_browser.py
+		tests/moderation/dashboards/test_browser.py tests/moderation/training/test_browser.py \
+		tests/moderation/dashboards/test_quality_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
