@@ -50,9 +50,10 @@ PATH_OF_KIND = {
 
 @dataclass(frozen=True)
 class Submitted:
-    """A recorded decision and what happens next, for the moderator ("" when it is final)."""
+    """A recorded decision (None: nothing was left to decide) and what happens next, for the
+    moderator ("" when it is final)."""
 
-    decision: Decision
+    decision: Decision | None
     note: str = ""
 
 
@@ -193,6 +194,10 @@ def _second_answer(task: ReviewTask, level: int, admin: bool, common: dict, path
 def _second_look(task: ReviewTask, level: int, admin: bool, common: dict, path: str) -> Submitted:
     """A second look at a label: the same rating confirms it (no new label); another
     supersedes it, unless it is a big downgrade, which waits for a confirmation."""
+    if Label.objects.filter(supersedes=task.label).exists():
+        # Relabelled since the second look was asked: there is nothing left to look at.
+        _close(task, None, "relabelled meanwhile", actor=common["moderator"])
+        return Submitted(None, "Not recorded: the label was changed since this second look.")
     if level == task.label.level:
         decision = decision_record(
             **common, path=path, saw_label=task.label, status=Status.CONFIRMS
@@ -216,8 +221,14 @@ def _second_look(task: ReviewTask, level: int, admin: bool, common: dict, path: 
     return Submitted(decision)
 
 
-def _close(task: ReviewTask, decision: Decision, outcome: str) -> None:
-    old = f"claimed by {decision.moderator.get_username()}"
+def _close(
+    task: ReviewTask,
+    decision: Decision | None,
+    outcome: str,
+    actor: AbstractBaseUser | None = None,
+) -> None:
+    actor = decision.moderator if decision is not None else actor
+    old = f"claimed by {actor.get_username()}"
     task.state, task.outcome, task.closed_by = ReviewTask.State.DONE, outcome, decision
     task.claimed_by, task.claimed_until, task.closed_at = None, None, timezone.now()
     task.save(
@@ -225,10 +236,10 @@ def _close(task: ReviewTask, decision: Decision, outcome: str) -> None:
     )
     audit_record(
         action=Action.TASK,
-        actor=decision.moderator,
+        actor=actor,
         item=task.item,
         old=old,
         new=f"{task.get_kind_display()}: {outcome}",
         task=task.pk,
-        decision=decision.pk,
+        decision=None if decision is None else decision.pk,
     )

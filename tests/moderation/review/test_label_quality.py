@@ -218,3 +218,28 @@ def test_the_gold_share_holds_within_its_interval_over_500_claims(alice, carol, 
         decision_submit(item=item, level=1, moderator=alice, saw_label=None)
     low, high = binomtest(served, 500).proportion_ci(confidence_level=0.999)
     assert low <= 0.10 <= high, f"{served} gold items in 500 claims"
+
+
+@pytest.mark.django_db
+def test_a_second_look_at_a_label_changed_meanwhile_is_closed_not_decided(alice, bob, carol):
+    item = make_item(queued=False)
+    decision_submit(
+        item=item, level=2, moderator=alice, saw_label=None, correction=True, reason="x"
+    )
+    task = second_look_open(label=label_get_current(item=item), reason="likely", priority=1)
+    assert item_claim_next(moderator=bob) == item
+    decision_submit(
+        item=item,
+        level=4,
+        moderator=carol,
+        saw_label=label_get_current(item=item),
+        correction=True,
+        reason="an admin's correction",
+    )
+
+    submitted = decision_submit(item=item, level=8, moderator=bob, saw_label=None)
+
+    assert submitted.decision is None and "changed since" in submitted.note
+    task.refresh_from_db()
+    assert (task.state, task.outcome) == (ReviewTask.State.DONE, "relabelled meanwhile")
+    assert label_get_current(item=item).level == 4
