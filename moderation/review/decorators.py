@@ -43,14 +43,14 @@ def is_admin(user) -> bool:
 
 
 def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous visitors go to the login page; a signed-in non-admin gets 403."""
+    """Anonymous visitors go to the login page; a signed-in non-admin (a moderator) gets 403."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not is_admin(request.user):
-            raise PermissionDenied("this is for admins")
+            raise PermissionDenied("this page is for admins")
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -122,17 +122,6 @@ def decision_submit(
         return task_decide(task=task, level=level, moderator=moderator, reason=reason)
     path = Path.CORRECTION if correction else Path.REVIEW
     waits = _waits_for(item=item, level=level, moderator=moderator, path=path)
-    if waits is None:
-        decision = decision_record(
-            item=item,
-            level=level,
-            moderator=moderator,
-            path=path,
-            saw_label=saw_label,
-            reason=reason,
-        )
-        return Submitted(decision)
-    kind, why = waits
     decision = decision_record(
         item=item,
         level=level,
@@ -140,8 +129,11 @@ def decision_submit(
         path=path,
         saw_label=saw_label,
         reason=reason,
-        status=Status.PENDING,
+        status=Status.FINAL if waits is None else Status.PENDING,
     )
+    if waits is None:
+        return Submitted(decision)
+    kind, why = waits
     task_open(item=item, kind=kind, reason=why, pending=decision, excluded=moderator)
     return Submitted(decision, NOTES[kind])
 
