@@ -263,7 +263,9 @@ def queue_reset() -> None:
     with connection.cursor() as cursor:
         # Decisions, labels and audit rows are append-only (a row trigger refuses DELETE); the
         # bench's own scratch database empties them with TRUNCATE, which fires no row trigger.
-        cursor.execute("TRUNCATE review_label, review_decision, audit_auditevent")
+        cursor.execute(
+            "TRUNCATE review_reviewtask, review_label, review_decision, audit_auditevent"
+        )
         cursor.execute("DELETE FROM review_skip")
         cursor.execute(
             "UPDATE review_reviewstate SET state = 'queued', claimed_by_id = NULL, "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from rating_models.experts.runtime import CACHE_ENV
@@ -54,13 +54,24 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
     Built on the fly so that no test downloads or loads real weights.
     """
     directory: Path = tmp_path_factory.mktemp("tiny_bert")
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The vocabulary is the sentences' words and their characters (alone and as "##" word
+    # pieces), numbered in sorted order: `WordPieceTrainer` picks and numbers its pieces
+    # differently from run to run, which gave the tests another model each time.
+    words = {
+        word
+        for sentence in _SENTENCES
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(sentence))
+    }
+    chars = sorted({c for word in words for c in word} | set("abcdefghijklmnopqrstuvwxyz"))
+    pieces = [*specials, *sorted(words - set(chars)), *chars, *(f"##{c}" for c in chars)]
+    wordpiece = Tokenizer(
+        models.WordPiece({piece: i for i, piece in enumerate(pieces)}, unk_token="[UNK]")
     )
-    wordpiece.train_from_iterator(_SENTENCES, trainer)
+    wordpiece.normalizer = normalizer
+    wordpiece.pre_tokenizer = pre_tokenizer
     tokenizer = BertTokenizerFast(tokenizer_object=wordpiece)
     tokenizer.save_pretrained(directory)
 
