@@ -58,7 +58,7 @@ def item_get_held(*, moderator: AbstractBaseUser) -> MediaItem | None:
         return task.item
     held = (
         ReviewState.objects.filter(
-            claimed_by=moderator, state=State.CLAIMED, claimed_until__gte=timezone.now()
+            claimed_by=moderator, state=State.CLAIMED, claimed_until__gte=timezone.now(), grid=False
         )
         .select_related("item")
         .first()
@@ -117,7 +117,8 @@ def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) ->
                 return None
             holder = None if state.state == State.QUEUED else claim_holder(state)
             state.state, state.claimed_by, state.claimed_until = State.CLAIMED, moderator, until
-            state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
+            state.grid = False
+            state.save(update_fields=["state", "claimed_by", "claimed_until", "grid", "updated_at"])
             _claimed(state, moderator, holder)
             return state.item
     candidates = review_state_list_open(moderator=moderator).values_list(
@@ -129,7 +130,11 @@ def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) ->
                 ReviewState.objects.filter(pk=candidate)
                 .filter(Q(state=State.QUEUED) | Q(state=State.CLAIMED, claimed_until__lt=now))
                 .update(
-                    state=State.CLAIMED, claimed_by=moderator, claimed_until=until, updated_at=now
+                    state=State.CLAIMED,
+                    claimed_by=moderator,
+                    claimed_until=until,
+                    grid=False,
+                    updated_at=now,
                 )
             )
             if won:

@@ -6,9 +6,10 @@ audit rows; a pending one writes nothing else. When a final label landed after t
 decision saw, the decision is a conflict: nothing is written, and the moderator is shown the
 newer label and may confirm theirs as a deliberate correction, with a reason.
 
-Paths: `review` (the review page: only on an item the moderator holds), `correction` (over a
-newer label, with a reason; refused while another moderator holds the item), `import` (the
-rating an item arrived with) and `admin` (an admin's tools and the shell).
+Paths: `review` (the review page: only on an item the moderator holds), `grid` (only on an
+item of the moderator's grid page), `correction` (over a newer label, with a reason; refused
+while another moderator holds the item), `import` (the rating an item arrived with), `admin`
+(an admin's tools and the shell), and the second decisions of `review.workflow`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def _check_hold(state: ReviewState | None, moderator: AbstractBaseUser, path: st
         if held_by_other(state, moderator):
             raise DecisionError(f"{claim_holder(state)} holds this item now")
         raise DecisionError("you do not hold this item (take it from the queue first)")
+    if path == Path.GRID and (
+        state is None
+        or state.state != State.CLAIMED
+        or not state.grid
+        or state.claimed_by_id != moderator.pk
+    ):
+        raise DecisionError("this item is not on your grid page any more")
     if path == Path.CORRECTION and held_by_other(state, moderator):
         raise DecisionError(f"{claim_holder(state)} holds this item now; try again later")
 
@@ -102,7 +110,7 @@ def decision_record(
     except ValueError as error:
         raise DecisionError(str(error)) from None
     reason = reason.strip()
-    if path in (Path.REVIEW, Path.CORRECTION) and moderator is None:
+    if path in (Path.REVIEW, Path.GRID, Path.CORRECTION) and moderator is None:
         raise DecisionError("only a moderator decides on the review page")
     if rating.level == Label.BLOCKED and not reason:
         raise DecisionError("say why the item is blocked")
@@ -197,7 +205,8 @@ def _review_close(
             mine = moderator is not None and state.claimed_by_id == moderator.pk
             old = f"claimed by {moderator.get_username() if mine else claim_holder(state)}"
         state.state, state.claimed_by, state.claimed_until = State.DONE, None, None
-        state.save(update_fields=["state", "claimed_by", "claimed_until", "updated_at"])
+        state.grid = False
+        state.save(update_fields=["state", "claimed_by", "claimed_until", "grid", "updated_at"])
     if old == State.DONE:
         return []
     return [

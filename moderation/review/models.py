@@ -25,6 +25,9 @@ class ReviewState(models.Model):
 
     item = models.OneToOneField("media.MediaItem", on_delete=models.CASCADE, related_name="review")
     state = models.CharField(max_length=7, choices=State.choices, default=State.QUEUED)
+    # A claim from the grid page: one of a page of items held at once, each with its lease;
+    # the review page's one held item is never one of them.
+    grid = models.BooleanField(default=False)
     priority = models.FloatField(default=0.0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -90,6 +93,8 @@ class Decision(models.Model):
         CORRECTION = "correction", "correction"  # confirmed over a newer label, with a reason
         IMPORT = "import", "import"  # arrived with the item (the corpus, a platform)
         ADMIN = "admin", "admin"  # an admin's tool: management commands, tests, the shell
+        GRID = "grid", "grid"  # grid review: one decision per item of a bulk action
+        AUDIT = "audit", "model audit"  # an admin's audit of the model's hits and misses
         # The second decisions of `ReviewTask`s, by their kind.
         GOLD = "gold", "gold"
         DOUBLE = "double", "blind double review"
@@ -224,6 +229,7 @@ class ReviewTask(models.Model):
         GOLD = "gold", "gold"
         DOUBLE = "double", "blind double review"
         ADJUDICATION = "adjudication", "adjudication"
+        AUDIT = "audit", "model audit"  # an item sampled for an admin's audit of the model
 
     class State(models.TextChoices):
         OPEN = "open", "open"

@@ -72,12 +72,14 @@ def task_open(
 
 
 def task_get_held(
-    *, moderator: AbstractBaseUser, item: MediaItem | None = None
+    *, moderator: AbstractBaseUser, item: MediaItem | None = None, audit: bool = False
 ) -> ReviewTask | None:
-    """The task this moderator holds now (on `item`, if given), or None. Changes nothing."""
+    """The task this moderator holds now (on `item`, if given), or None. Changes nothing.
+    A model audit's tasks belong to its own page: only with `audit`, and then only those."""
     tasks = ReviewTask.objects.filter(
         claimed_by=moderator, state=TaskState.CLAIMED, claimed_until__gte=timezone.now()
     )
+    tasks = tasks.filter(kind=Kind.AUDIT) if audit else tasks.exclude(kind=Kind.AUDIT)
     if item is not None:
         tasks = tasks.filter(item=item)
     return tasks.select_related("item", "pending", "label").first()

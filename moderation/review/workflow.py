@@ -45,6 +45,7 @@ PATH_OF_KIND = {
     Kind.GOLD: Path.GOLD,
     Kind.DOUBLE: Path.DOUBLE,
     Kind.ADJUDICATION: Path.ADJUDICATION,
+    Kind.AUDIT: Path.AUDIT,
 }
 
 
@@ -113,14 +114,16 @@ def decision_submit(
     saw_label: Label | None,
     reason: str = "",
     correction: bool = False,
+    grid: bool = False,
 ) -> Submitted:
     """A moderator's decision from the review page: on the task they hold on the item, or on
-    the main queue's item (or as a correction over a newer label). Raises `DecisionError` or
+    the main queue's item (or as a correction over a newer label); with `grid`, on an item of
+    their grid page (the big-downgrade rule applies to it as to any). Raises `DecisionError` or
     `DecisionConflict` as `decision_record` does."""
-    task = task_get_held(moderator=moderator, item=item)
+    task = None if grid else task_get_held(moderator=moderator, item=item)
     if task is not None:
         return task_decide(task=task, level=level, moderator=moderator, reason=reason)
-    path = Path.CORRECTION if correction else Path.REVIEW
+    path = Path.GRID if grid else Path.CORRECTION if correction else Path.REVIEW
     waits = _waits_for(item=item, level=level, moderator=moderator, path=path)
     decision = decision_record(
         item=item,
@@ -157,6 +160,12 @@ def task_decide(
     if task.kind == Kind.ADJUDICATION:
         decision = decision_record(**common, path=path, saw_label=CURRENT)
         _close(task, decision, "adjudicated")
+        return Submitted(decision)
+    if task.kind == Kind.AUDIT:  # an admin's: final, over whatever label is current
+        if not admin:
+            raise DecisionError("only an admin audits the model")
+        decision = decision_record(**common, path=path, saw_label=CURRENT)
+        _close(task, decision, "audited")
         return Submitted(decision)
     if task.pending_id is not None:
         return _second_answer(task, level, admin, common, path)
