@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "moderation.dashboards",
     "moderation.training",
     "moderation.audit",
+    "moderation.model_audit",
     "moderation.demo",
     "django_celery_beat",
     "axes",
@@ -161,6 +162,8 @@ API_TOKEN_CACHE_SECONDS = float(os.environ.get("API_TOKEN_CACHE_SECONDS", "10"))
 
 # Review queue
 CLAIM_MINUTES = int(os.environ.get("CLAIM_MINUTES", "10"))
+# How many items a grid review page claims at once (each with its own CLAIM_MINUTES lease).
+GRID_PAGE_SIZE = int(os.environ.get("GRID_PAGE_SIZE", "40"))
 SKIP_HOURS = float(os.environ.get("SKIP_HOURS", "4"))
 
 # Label quality (README, "Labels a team can trust").
@@ -186,6 +189,9 @@ DOUBLE_REVIEW_SHOWS_SUGGESTION = os.environ.get("DOUBLE_REVIEW_SHOWS_SUGGESTION"
 # it opens in one run.
 LABEL_ERRORS_SECONDS = float(os.environ.get("LABEL_ERRORS_SECONDS", str(24 * 3600)))
 LABEL_ERRORS_LIMIT = int(os.environ.get("LABEL_ERRORS_LIMIT", "200"))
+# Model audit: a near-miss is an item the champion rated below R whose MLP gave its best
+# rating of R or above a probability within this margin of its top one (model_audit.sampling).
+MODEL_AUDIT_MARGIN = float(os.environ.get("MODEL_AUDIT_MARGIN", "0.15"))
 
 # Dashboards: the live figures (every version scored on moderators' current labels) take about
 # a second to count over 100,000 labels, so the overview reuses them for this many seconds and

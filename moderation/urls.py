@@ -16,5 +16,6 @@ urlpatterns = [
     path("dashboards/", include("moderation.dashboards.urls")),
     path("training/", include("moderation.training.urls")),
     path("audit/", include("moderation.audit.urls")),
+    path("model-audit/", include("moderation.model_audit.urls")),
     path("api/v1/", include("moderation.media.urls")),
 ]
