@@ -103,6 +103,17 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "training:rollback": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:retire": {"POST": (LOGIN, LOGIN, 403, 302)},
     "training:promotion": {"GET": (LOGIN, LOGIN, 403, 200)},
+    # The model audit, for admins. An empty start form is 400; deciding or skipping an item
+    # the admin holds no audit of sends them back to the audit page.
+    "model_audit:index": {"GET": (LOGIN, LOGIN, 403, 200)},
+    "model_audit:start": {"POST": (LOGIN, LOGIN, 403, 400)},
+    "model_audit:audit": {"GET": (LOGIN, LOGIN, 403, 200)},
+    "model_audit:claim": {"POST": (LOGIN, LOGIN, 403, 200)},
+    "model_audit:decide": {"POST": (LOGIN, LOGIN, 403, 302)},
+    "model_audit:skip": {"POST": (LOGIN, LOGIN, 403, 302)},
+    "model_audit:figures": {"GET": (LOGIN, LOGIN, 403, 200)},
+    "model_audit:counts_csv": {"GET": (LOGIN, LOGIN, 403, 200)},
+    "model_audit:items_csv": {"GET": (LOGIN, LOGIN, 403, 200)},
     # The API takes tokens only: a moderator's or an admin's session is no credential there.
     # The token's POSTs get past authentication to validation: the empty body rates nothing.
     "api:items": {"GET": (401, 200, 401, 401), "POST": (401, 400, 401, 401)},
@@ -219,6 +230,10 @@ FORMS = {
     "training:label_errors": "admin",
     "dashboards:quality_hold_clear": "admin",
     "dashboards:quality_hold_send_back": "admin",
+    "model_audit:start": "admin",
+    "model_audit:claim": "admin",
+    "model_audit:decide": "admin",
+    "model_audit:skip": "admin",
 }
 
 

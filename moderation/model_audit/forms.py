@@ -1,0 +1,71 @@
+"""The model audit's forms: starting a session, a decision on an audited item, and which
+audits the figures count."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from moderation.model_audit.models import AuditSession
+from moderation.model_audit.sampling import MAX_SIZE
+from moderation.review.forms import CONTROL
+from moderation.review.models import Label
+from rating_models.ratings import parse_label
+
+
+class AuditStartForm(forms.Form):
+    mode = forms.ChoiceField(choices=AuditSession.Mode.choices, initial=AuditSession.Mode.TRIGGERED)
+    size = forms.IntegerField(min_value=1, max_value=MAX_SIZE, initial=20, label="Items")
+    days = forms.IntegerField(
+        min_value=1, max_value=3650, initial=7, label="Received in the last (days)"
+    )
+    margin = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        label="Near-miss margin",
+        help_text="Left empty: MODEL_AUDIT_MARGIN.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["margin"].widget.attrs.update(
+            {"step": "0.01", "placeholder": f"{settings.MODEL_AUDIT_MARGIN:g}"}
+        )
+
+
+class AuditDecisionForm(forms.Form):
+    """The rating, the reason (required for Blocked) and the label the page showed the item
+    with (its id; empty for none), which a label written since makes a conflict."""
+
+    level = forms.IntegerField()
+    reason = forms.CharField(required=False, max_length=2000)
+    seen = forms.CharField(required=False, max_length=20)
+
+    def clean_level(self) -> int:
+        try:
+            return parse_label(self.cleaned_data["level"]).level
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_seen(self) -> Label | None:
+        seen = self.cleaned_data["seen"].strip()
+        if not seen:
+            return None
+        label = Label.objects.filter(pk=int(seen)).first() if seen.isdigit() else None
+        if label is None:
+            raise forms.ValidationError("the label this page was shown with does not exist")
+        return label
+
+    def clean_reason(self) -> str:
+        return CONTROL.sub("", self.cleaned_data["reason"])
+
+    def error_text(self) -> str:
+        return "; ".join(str(e) for errors in self.errors.values() for e in errors)
+
+
+class AuditFiguresForm(forms.Form):
+    """Which audits to count: one session, one mode's sessions, or all (both empty)."""
+
+    session = forms.ModelChoiceField(queryset=AuditSession.objects.all(), required=False)
+    mode = forms.ChoiceField(choices=[("", "all"), *AuditSession.Mode.choices], required=False)
