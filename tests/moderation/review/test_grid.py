@@ -332,3 +332,19 @@ def test_the_beacon_gives_the_page_back(alice_client, alice, champion):
     assert state_of(item).grid
     assert alice_client.post(reverse("review:grid_release"), {"beacon": "1"}).status_code == 204
     assert state_of(item).state == "queued"
+
+
+def test_the_audit_trail_and_the_item_history_say_a_decision_came_from_the_grid(
+    client, alice, carol, champion
+):
+    item = make_item()
+    suggested(item, champion, PG)
+    grid_claim(moderator=alice, filters=GridFilters())
+    assert grid_decide(moderator=alice, uids=[str(item.uid)], action=CONFIRM).decided == 1
+
+    client.force_login(alice)
+    history = client.get(reverse("review:history", args=[item.uid])).content.decode()
+    assert "by grid</span>" in history
+    client.force_login(carol)
+    trail = client.get(reverse("audit:events"), {"item": str(item.uid)}).content.decode()
+    assert "by grid</span>" in trail
