@@ -264,7 +264,8 @@ def queue_reset() -> None:
         # Decisions, labels and audit rows are append-only (a row trigger refuses DELETE); the
         # bench's own scratch database empties them with TRUNCATE, which fires no row trigger.
         cursor.execute(
-            "TRUNCATE review_reviewtask, review_label, review_decision, audit_auditevent"
+            "TRUNCATE model_audit_auditsample, review_reviewtask, review_label, "
+            "review_decision, audit_auditevent"
         )
         cursor.execute("DELETE FROM review_skip")
         cursor.execute(

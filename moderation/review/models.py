@@ -27,7 +27,7 @@ class ReviewState(models.Model):
     state = models.CharField(max_length=7, choices=State.choices, default=State.QUEUED)
     # A claim from the grid page: one of a page of items held at once, each with its lease;
     # the review page's one held item is never one of them.
-    grid = models.BooleanField(default=False)
+    grid = models.BooleanField(default=False, db_default=False)
     priority = models.FloatField(default=0.0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
