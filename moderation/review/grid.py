@@ -7,7 +7,8 @@ grid page at most (beside the review page's one item, which is never a grid clai
 
 Gold, confirmation, second-look, double-review and adjudication items never appear: gold and
 task items are not in the main queue (labelled, or waiting), and any item with an open task or
-chosen for blind double review is left out here as well.
+chosen for blind double review is left out here as well. Items a "confirm suggested" left out
+(a down-class warning, no suggestion) wait for single review: no later grid page shows them.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def _candidates(moderator: AbstractBaseUser, filters: GridFilters) -> list[tuple
     )
     rows = (
         review_state_list_open(moderator=moderator)
+        .exclude(single_only=True)
         .exclude(Exists(open_task))
         .exclude(Exists(GoldItem.objects.filter(item_id=OuterRef("item_id"))))
         .exclude(item__purged_at__isnull=False)
@@ -270,4 +272,5 @@ def grid_decide(*, moderator: AbstractBaseUser, uids: list[str], action: str | i
             outcome.decided += 1
     if back:
         grid_release(moderator=moderator, item_ids=back)
+        ReviewState.objects.filter(item_id__in=back).update(single_only=True)
     return outcome

@@ -28,6 +28,9 @@ class ReviewState(models.Model):
     # A claim from the grid page: one of a page of items held at once, each with its lease;
     # the review page's one held item is never one of them.
     grid = models.BooleanField(default=False, db_default=False)
+    # Left out of a grid's "confirm suggested" (a down-class warning, no suggestion): the item
+    # waits for single review and no later grid page shows it again.
+    single_only = models.BooleanField(default=False, db_default=False)
     priority = models.FloatField(default=0.0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
             name='grid',
             field=models.BooleanField(db_default=False, default=False),
         ),
+        migrations.AddField(
+            model_name='reviewstate',
+            name='single_only',
+            field=models.BooleanField(db_default=False, default=False),
+        ),
         migrations.AlterField(
             model_name='decision',
             name='path',

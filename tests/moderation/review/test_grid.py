@@ -348,3 +348,14 @@ def test_the_audit_trail_and_the_item_history_say_a_decision_came_from_the_grid(
     client.force_login(carol)
     trail = client.get(reverse("audit:events"), {"item": str(item.uid)}).content.decode()
     assert "by grid</span>" in trail
+
+
+def test_items_left_out_for_a_warning_wait_for_single_review_not_the_next_page(alice, champion):
+    warned, fine = make_item(), make_item()
+    suggested(warned, champion, PG, warned=True)
+    suggested(fine, champion, PG)
+    grid_claim(moderator=alice, filters=GridFilters())
+    grid_decide(moderator=alice, uids=[str(warned.uid), str(fine.uid)], action=CONFIRM)
+
+    assert grid_claim(moderator=alice, filters=GridFilters()) == []
+    assert item_claim_next(moderator=alice) == warned  # the review page still serves it
