@@ -10,6 +10,16 @@
     return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
   }
 
+  // Whether a request from the review panel is on its way; htmx fires afterRequest once the
+  // answer is swapped in (or failed).
+  var inFlight = false;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.target.closest && event.target.closest("#review-panel")) inFlight = true;
+  });
+  document.addEventListener("htmx:afterRequest", function () {
+    inFlight = false;
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
     // Enter in a field that names its button (the Blocked reason) clicks that button, not the
@@ -28,8 +38,10 @@
     if (!button || button.disabled) return;
     // Enter on a focused button would also click it: one decision per key press.
     event.preventDefault();
-    // A decision is on its way: a second key would decide the next item blind.
-    if (panel.querySelector(".htmx-request") || panel.classList.contains("htmx-request")) return;
+    // A decision is on its way: a second key would decide the next item blind. (Not read from
+    // htmx's `htmx-request` class: the next item's panel carries it until htmx settles, ~20 ms
+    // after the swap, and a quick key in that window was dropped.)
+    if (inFlight) return;
     // htmx wires swapped-in content only when it settles, a few milliseconds after the swap:
     // a key pressed in between would post the form natively and reload the whole page.
     // Processing an already wired form again is a no-op.

@@ -85,3 +85,27 @@ def test_blind_double_review_never_shows_one_moderator_the_others_decision(live_
         browser.close()
     label = label_get_current(item=item)
     assert (label.level, label.moderator.username) == (8, "carol")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_key_while_a_decision_is_on_its_way_decides_nothing_blind(live_server, settings):
+    settings.GOLD_SHARE = 0.0
+    make_user("alice", "moderators")
+    champion = make_version("v1")
+    first, second = make_item(prompt="a red kite over a hill"), make_item(prompt="a tin robot")
+    for item in (first, second):
+        make_prediction(item, champion, experts={"tag_rules": 1, "lstm": 1}, voter=1, mlp=1)
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        log_in(page, f"{live_server.url}/review/", "alice", PASSWORD)
+        panel_shows(page, first)
+        page.route("**/decide/", lambda route: (page.wait_for_timeout(300), route.continue_()))
+        page.keyboard.press("1")
+        page.keyboard.press("2")  # while the first decision is on its way: dropped
+        panel_shows(page, second)
+        page.wait_for_timeout(300)
+        browser.close()
+    assert list(first.decisions.values_list("level", flat=True)) == [1]
+    assert not second.decisions.exists()
