@@ -60,7 +60,7 @@ evaluate: $(STAMP)
 # runs the sizes BENCHMARKS.md's targets name (into bench/results/full/); `bench-setup` times
 # `make bundle` and a first and second `make demo` in a fresh clone of this checkout.
 BENCHES := inference queue ingest ingest_latency first_rate retrain pages learning_curve \
-	label_errors
+	label_errors review_speed
 
 bench: $(STAMP) $(BUNDLE)/manifest.json
 	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py; done
