@@ -8,9 +8,7 @@ from django.conf import settings
 
 from moderation.model_audit.models import AuditSession
 from moderation.model_audit.sampling import MAX_SIZE
-from moderation.review.forms import CONTROL
-from moderation.review.models import Label
-from rating_models.ratings import parse_label
+from moderation.review.forms import DecisionForm
 
 
 class AuditStartForm(forms.Form):
@@ -34,34 +32,12 @@ class AuditStartForm(forms.Form):
         )
 
 
-class AuditDecisionForm(forms.Form):
-    """The rating, the reason (required for Blocked) and the label the page showed the item
-    with (its id; empty for none), which a label written since makes a conflict."""
+class AuditDecisionForm(DecisionForm):
+    """The review page's decision form: the rating, the reason (required for Blocked) and the
+    label the page showed the item with, which a label written since makes a conflict. An audit
+    is never a correction."""
 
-    level = forms.IntegerField()
-    reason = forms.CharField(required=False, max_length=2000)
-    seen = forms.CharField(required=False, max_length=20)
-
-    def clean_level(self) -> int:
-        try:
-            return parse_label(self.cleaned_data["level"]).level
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
-
-    def clean_seen(self) -> Label | None:
-        seen = self.cleaned_data["seen"].strip()
-        if not seen:
-            return None
-        label = Label.objects.filter(pk=int(seen)).first() if seen.isdigit() else None
-        if label is None:
-            raise forms.ValidationError("the label this page was shown with does not exist")
-        return label
-
-    def clean_reason(self) -> str:
-        return CONTROL.sub("", self.cleaned_data["reason"])
-
-    def error_text(self) -> str:
-        return "; ".join(str(e) for errors in self.errors.values() for e in errors)
+    correction = None
 
 
 class AuditFiguresForm(forms.Form):

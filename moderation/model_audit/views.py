@@ -126,7 +126,7 @@ def audit_decide_item(request: HtmxHttpRequest, uid: str) -> HttpResponse:
     if task is None:
         messages.error(request, "Not recorded: you do not hold this item any more.")
         return _next(request)
-    form = AuditDecisionForm(request.POST)
+    form = AuditDecisionForm(request.POST, item=item)
     if not form.is_valid():
         messages.error(request, f"Not recorded: {form.error_text()}")
         return _panel(request, task, status=200 if request.htmx else 400)

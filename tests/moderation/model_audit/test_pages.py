@@ -97,6 +97,7 @@ def test_a_get_changes_nothing_and_the_claim_is_a_post(carol, carol_client, cham
     assert 'data-hotkey="3"' in page and 'data-hotkey="b"' in page
     # Blind: the model's suggestion is not on the page.
     assert "Suggested rating" not in page
+    assert "is-suggested" not in page  # no button marks the suggestion either
 
 
 def test_a_decision_on_an_audit_writes_a_final_label_by_path_audit(carol, carol_client, champion):
