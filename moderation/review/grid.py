@@ -196,9 +196,12 @@ def grid_items_held(*, moderator: AbstractBaseUser) -> list[GridCard]:
     return cards
 
 
-def grid_release(*, moderator: AbstractBaseUser, item_ids: list[int] | None = None) -> int:
+def grid_release(
+    *, moderator: AbstractBaseUser, item_ids: list[int] | None = None, single_only: bool = False
+) -> int:
     """Give back this moderator's undecided grid claims (all, or these items), expired ones
-    included, to the queue; one audit row each. Returns how many went back."""
+    included, to the queue; one audit row each. `single_only`: they were left out of a confirm
+    and wait for single review, which their audit rows say. Returns how many went back."""
     now = timezone.now()
     with transaction.atomic():
         rows = ReviewState.objects.filter(claimed_by=moderator, state=State.CLAIMED, grid=True)
@@ -206,7 +209,12 @@ def grid_release(*, moderator: AbstractBaseUser, item_ids: list[int] | None = No
             rows = rows.filter(item_id__in=item_ids)
         pks = list(rows.select_for_update(of=("self",)).values_list("pk", flat=True))
         ReviewState.objects.filter(pk__in=pks).update(
-            state=State.QUEUED, claimed_by=None, claimed_until=None, grid=False, updated_at=now
+            state=State.QUEUED,
+            claimed_by=None,
+            claimed_until=None,
+            grid=False,
+            updated_at=now,
+            **({"single_only": True} if single_only else {}),
         )
         states = ReviewState.objects.filter(pk__in=pks).select_related("item")
         audit_write(
@@ -216,7 +224,7 @@ def grid_release(*, moderator: AbstractBaseUser, item_ids: list[int] | None = No
                     actor=moderator,
                     item=s.item,
                     old=f"claimed by {moderator.get_username()} (grid)",
-                    new="queued (released)",
+                    new="queued for single review" if single_only else "queued (released)",
                 )
                 for s in states
             ]
@@ -271,6 +279,5 @@ def grid_decide(*, moderator: AbstractBaseUser, uids: list[str], action: str | i
         else:
             outcome.decided += 1
     if back:
-        grid_release(moderator=moderator, item_ids=back)
-        ReviewState.objects.filter(item_id__in=back).update(single_only=True)
+        grid_release(moderator=moderator, item_ids=back, single_only=True)
     return outcome

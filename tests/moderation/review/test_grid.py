@@ -359,3 +359,7 @@ def test_items_left_out_for_a_warning_wait_for_single_review_not_the_next_page(a
 
     assert grid_claim(moderator=alice, filters=GridFilters()) == []
     assert item_claim_next(moderator=alice) == warned  # the review page still serves it
+    why = AuditEvent.objects.filter(item=warned, action=AuditEvent.Action.CLAIM).values_list(
+        "new", flat=True
+    )
+    assert "queued for single review" in list(why)
