@@ -21,6 +21,7 @@ from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.quality import DONE, OPEN, SCORED, agreement_report, task_list
 from moderation.review.gold import GoldError, hold_clear, hold_send_to_second_look
 from moderation.review.models import ModeratorHold, ReviewTask
+from moderation.spreadsheet import csv_cell
 
 PER_PAGE = 50
 AGREEMENT_HEADER = [
@@ -36,8 +37,6 @@ AGREEMENT_HEADER = [
     "alpha_low",
     "alpha_high",
 ]
-# A spreadsheet runs a cell that starts with one of these as a formula; a username may.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class DateInput(forms.DateInput):
@@ -121,12 +120,6 @@ def quality_items(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/quality_items.html", {"form": form, "page": page})
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return "" if value is None else value
-
-
 @require_GET
 @admin_required
 def quality_agreement_csv(request: HttpRequest) -> HttpResponse:
@@ -138,7 +131,7 @@ def quality_agreement_csv(request: HttpRequest) -> HttpResponse:
         figures = row.agreement
         estimates = (figures.exact, figures.kappa, figures.alpha)
         cells = [row.pair, figures.n, *(x for e in estimates for x in (e.value, e.low, e.high))]
-        writer.writerow([_cell(c) for c in cells])
+        writer.writerow([csv_cell(c) for c in cells])
     return response
 
 

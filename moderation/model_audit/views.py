@@ -33,9 +33,8 @@ from moderation.review.models import Label, ReviewTask
 from moderation.review.queue import level_label
 from moderation.review.task_claims import task_get_held
 from moderation.review.views import RATING_BUTTONS
+from moderation.spreadsheet import csv_cell
 
-# A spreadsheet runs a cell that starts with one of these as a formula (an expert's name may).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SESSIONS_SHOWN = 50
 
 
@@ -202,18 +201,12 @@ def audit_figures(request: HttpRequest) -> HttpResponse:
     return render(request, "model_audit/figures.html", context)
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _csv(filename: str, header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
-    writer.writerow([_cell(v) for v in header])
-    writer.writerows([_cell(v) for v in row] for row in rows)
+    writer.writerow([csv_cell(v) for v in header])
+    writer.writerows([csv_cell(v) for v in row] for row in rows)
     return response
 
 
