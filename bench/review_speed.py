@@ -143,7 +143,9 @@ print(len(ids))
 COUNT = """
 import json
 from django.db.models import Count
+from moderation.inference.models import Prediction
 from moderation.review.models import Decision, ReviewState
+from moderation.review.workflow import double_review_selected
 
 out = {{}}
 for source in json.loads({sources!r}):
@@ -155,6 +157,13 @@ for source in json.loads({sources!r}):
         "decisions": mine.count(),
         "paths": paths,
         "open": still_open.count(),
+        # the warned items a grid page may show: not those chosen for blind double review
+        "warned_for_grid": sum(
+            1
+            for p in Prediction.objects.filter(item__source=source).select_related("item")
+            if max(e["rating"] for e in p.experts.values()) > p.suggested_rating
+            and not double_review_selected(p.item)
+        ),
     }}
 print(json.dumps(out))
 """
