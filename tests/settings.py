@@ -1,6 +1,7 @@
 """Test settings: the real PostgreSQL on this machine, media in a scratch directory.
 
-TEST_DATABASE_URL overrides the database (sqlite:///... runs the suite on SQLite).
+TEST_DATABASE_URL overrides the database (sqlite:///... runs the suite on SQLite); where nothing
+answers at a local one, tests/services.py starts a throwaway server there for the session.
 """
 
 import os

@@ -36,9 +36,10 @@ from moderation.training.tasks import retrain_if_enough_labels
 from tests.moderation.inference.conftest import bundle_dir, champion, make_items  # noqa: F401
 from tests.moderation.training.conftest import labelled  # noqa: F401
 from tests.moderation.worker import broker, kill, wait_for, worker
+from tests.services import RABBITMQ_URL, redis_url
 
-REDIS = "redis://127.0.0.1:6379/12"  # 13 to 15 are other tests' brokers
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+REDIS = redis_url(12)  # 13 to 15 are other tests' brokers
+RABBITMQ = RABBITMQ_URL  # tests/services.py starts both where none answers
 # Whether the broker gives a killed worker's unacknowledged message to the next worker.
 REDELIVERS = {"redis": True, "rabbitmq": True, "embedded": False}
 CRASHING = "tests.moderation.crashing"
@@ -56,16 +57,13 @@ def crash_broker(request, tmp_path) -> tuple[str, str]:
         try:
             redis.Redis.from_url(REDIS).flushdb()  # messages of an earlier run name other rows
         except redis.ConnectionError:
-            pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
+            pytest.fail(f"Redis does not answer at {REDIS}")
         return name, REDIS
     if name == "rabbitmq":
         try:
             purge_rabbitmq()
         except OSError:
-            # .ci/run sets REQUIRE_RABBITMQ where a server is installed: there it must answer.
-            if os.environ.get("REQUIRE_RABBITMQ") == "1":
-                pytest.fail("no RabbitMQ server on 127.0.0.1:5672, and REQUIRE_RABBITMQ=1")
-            pytest.skip("no RabbitMQ server on 127.0.0.1:5672")
+            pytest.fail(f"RabbitMQ does not answer at {RABBITMQ}")
         return name, RABBITMQ
     return name, f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
 

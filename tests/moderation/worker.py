@@ -27,7 +27,7 @@ def empty_redis(url: str) -> str:
     try:
         redis.Redis.from_url(url).flushdb()
     except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
+        pytest.fail(f"Redis does not answer at {url}")
     return url
 
 

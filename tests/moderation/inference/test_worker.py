@@ -10,8 +10,9 @@ from moderation.dispatch import send
 from moderation.inference.models import Prediction
 from moderation.media.models import ApiClient, MediaItem
 from tests.moderation.worker import broker, empty_redis, wait_for, worker
+from tests.services import redis_url
 
-REDIS = "redis://127.0.0.1:6379/15"
+REDIS = redis_url(15)
 
 
 def brokers(tmp_path_factory):

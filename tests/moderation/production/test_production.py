@@ -34,9 +34,10 @@ from PIL import Image
 
 from rating_models.train import BundleConfig, train_bundle
 from tests.rating_models.bundles import lstm_bundle_config, toy_examples
+from tests.services import redis_url
 
 ROOT = Path(__file__).resolve().parents[3]
-REDIS = "redis://127.0.0.1:6379/13"  # test_worker uses 15, the browser test 14
+REDIS = redis_url(13)  # test_worker uses 15, the browser test 14
 PROMPTS = ["a cat on a sofa", "nude woman on a bed", 'a <b>dog</b> & "friends" in the park']
 TIMEOUT = 120  # seconds for any one wait: the processes start in a few
 
@@ -63,7 +64,7 @@ def database() -> Iterator[str]:
     try:
         admin = psycopg.connect(dbname="postgres", autocommit=True, **credentials)
     except psycopg.OperationalError as error:
-        pytest.fail(f"PostgreSQL is not reachable ({error}); see .ci/run")
+        pytest.fail(f"PostgreSQL is not reachable ({error})")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
@@ -82,7 +83,7 @@ def broker_url() -> Iterator[str]:
     try:
         client.flushdb()  # messages of an earlier run name items that do not exist
     except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (see .ci/run)")
+        pytest.fail(f"Redis does not answer at {REDIS}")
     yield REDIS
     client.flushdb()
 

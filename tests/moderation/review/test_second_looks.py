@@ -15,9 +15,10 @@ from moderation.review.second_looks import label_error_pass
 from rating_models.calibration import CALIBRATION_FILE, CalibrationSet
 from tests.moderation.review.conftest import make_item, make_prediction, probs_for
 from tests.moderation.worker import broker, empty_redis, wait_for, worker
+from tests.services import redis_url
 
 LEVELS = [1, 2, 4, 8, 16]
-REDIS = "redis://127.0.0.1:6379/13"
+REDIS = redis_url(13)
 
 
 def corpus(tmp_path, moderator, *, per_level=12):

@@ -19,8 +19,9 @@ from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.screenshots import screenshot_path
 from tests.moderation.worker import broker, empty_redis, worker
+from tests.services import redis_url
 
-REDIS = "redis://127.0.0.1:6379/14"
+REDIS = redis_url(14)
 # The gate passes on the tiny fixture data but waits for an admin; the worker reads the same
 # settings from its environment.
 GATE = {

@@ -27,10 +27,11 @@ from moderation.training.models import Promotion
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.screenshots import screenshot_path
 from tests.moderation.worker import broker, empty_redis, worker
+from tests.services import redis_url
 
 from .test_views import PASSED, finished_run
 
-REDIS = "redis://127.0.0.1:6379/13"
+REDIS = redis_url(13)
 ITEMS = 80
 AFTER_THE_SWITCH = 4  # items reviewed once the promotion is done
 

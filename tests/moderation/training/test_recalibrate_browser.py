@@ -15,10 +15,11 @@ from moderation.demo.chromium import launch, log_in
 from moderation.training.models import TrainingRun
 from tests.moderation.people import PASSWORD, make_user
 from tests.moderation.worker import broker, empty_redis, worker
+from tests.services import redis_url
 
 from .test_browser import GATE
 
-REDIS = "redis://127.0.0.1:6379/12"
+REDIS = redis_url(12)
 
 
 @pytest.fixture(autouse=True)
