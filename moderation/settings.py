@@ -56,6 +56,20 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "moderation.urls"
+# A form refused for its CSRF token gets the site's 403 page, saying the form expired.
+CSRF_FAILURE_VIEW = "moderation.errors.csrf_failure"
+# Server errors with their tracebacks to the process's output with DEBUG off too (the demo's
+# web server runs so; Django's own console logging stops with DEBUG): the 500 page says the
+# error has been logged. Production settings replace this with their own.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"debug_off": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "errors": {"class": "logging.StreamHandler", "filters": ["debug_off"], "level": "ERROR"}
+    },
+    "loggers": {"django.request": {"handlers": ["errors"], "level": "INFO"}},
+}
 
 TEMPLATES = [
     {

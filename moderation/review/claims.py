@@ -1,5 +1,6 @@
 """Claims on the review queue: taking an item, skipping it, giving it back, taking back one's
-own decision (undo). Each changes the item's review state and writes an audit row.
+own decision or a skipped item (undo). Each changes the item's review state and writes an
+audit row.
 
 Claims are taken by POST only; `item_get_held` is the read a GET may make.
 """
@@ -20,12 +21,13 @@ from moderation.inference.models import ModelVersion, Prediction
 from moderation.media.models import MediaItem
 from moderation.review.decisions import DecisionError, claim_holder, held_by_other
 from moderation.review.labels import label_get_current
-from moderation.review.models import ReviewState, Skip
+from moderation.review.models import ReviewState, ReviewTask, Skip
 from moderation.review.queue import down_class_risk
 from moderation.review.selectors import review_state_list_open
 from moderation.review.task_claims import task_claim_next, task_get_held, task_give_back
 
 State = ReviewState.State
+TaskState = ReviewTask.State
 
 
 def review_priorities_update(*, item_ids: Sequence[int], version: ModelVersion) -> None:
@@ -145,8 +147,9 @@ def item_claim_next(*, moderator: AbstractBaseUser, holds_none: bool = False) ->
 
 
 @transaction.atomic
-def item_skip(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
-    """Pass on an item: others get it, this moderator does not see it again for a while."""
+def item_skip(*, item: MediaItem, moderator: AbstractBaseUser) -> ReviewTask | None:
+    """Pass on an item: others get it, this moderator does not see it again for a while.
+    Returns the task given back with it, if the item was one (undo takes that task back)."""
     task = task_get_held(moderator=moderator, item=item)
     if task is not None:
         task_give_back(task=task, moderator=moderator, outcome="skipped")
@@ -154,6 +157,134 @@ def item_skip(*, item: MediaItem, moderator: AbstractBaseUser) -> None:
         item=item, moderator=moderator, until=timezone.now() + timedelta(hours=settings.SKIP_HOURS)
     )
     _give_back(item, moderator, State.QUEUED, "skipped")
+    return task
+
+
+@transaction.atomic
+def item_skip_undo(
+    *, item: MediaItem, moderator: AbstractBaseUser, task_id: int | None = None
+) -> MediaItem:
+    """Take back an item this moderator skipped (`u` after `s`), by the rules of any claim: a
+    lease that ran out is taken over, but an item someone else holds now, or that has been
+    decided since, is refused with the reason. `task_id`: the task the skip gave back.
+
+    The skip ends: the moderator asked for the item again, so it is served to them as before.
+    """
+    if task_id is not None:
+        _task_take_back(item, moderator, task_id)
+    else:
+        _state_take_back(item, moderator)
+    now = timezone.now()
+    Skip.objects.filter(item=item, moderator=moderator, until__gt=now).update(until=now)
+    return item
+
+
+def _state_take_back(item: MediaItem, moderator: AbstractBaseUser) -> None:
+    state = (
+        ReviewState.objects.select_for_update(of=("self",))
+        .select_related("claimed_by")
+        .filter(item=item)
+        .first()
+    )
+    if state is None or state.state == State.WAITING:
+        # A decision waits for its second half, decided blind: who made it is not said.
+        raise DecisionError("it has been decided since")
+    if state.state == State.DONE:
+        raise DecisionError(_decided_since(item, moderator))
+    if held_by_other(state, moderator):
+        raise DecisionError(f"{claim_holder(state)} holds it now")
+    now = timezone.now()
+    expired = state.state == State.CLAIMED and state.claimed_by_id not in (None, moderator.pk)
+    old = f"claimed by {claim_holder(state)} (expired)" if expired else state.state
+    # The same condition as a claim's, so that a racer who took it meanwhile keeps it (SQLite
+    # has no row lock to hold for us).
+    won = (
+        ReviewState.objects.filter(pk=state.pk)
+        .filter(
+            Q(state=State.QUEUED)
+            | Q(state=State.CLAIMED, claimed_until__lt=now)
+            | Q(state=State.CLAIMED, claimed_by=moderator)
+        )
+        .update(
+            state=State.CLAIMED,
+            claimed_by=moderator,
+            claimed_until=now + timedelta(minutes=settings.CLAIM_MINUTES),
+            grid=False,
+            updated_at=now,
+        )
+    )
+    if not won:
+        raise DecisionError("someone else took it a moment ago")
+    audit_record(
+        action=Action.CLAIM,
+        actor=moderator,
+        item=item,
+        old=old,
+        new=f"claimed by {moderator.get_username()} (skip undone)",
+    )
+
+
+def _task_take_back(item: MediaItem, moderator: AbstractBaseUser, task_id: int) -> None:
+    """Take back the task a skip gave back. The skip opened it again for others, who may hold
+    or have decided it since; a gold item it closed unscored, and that one opens again for
+    this moderator alone, as if never skipped."""
+    task = (
+        ReviewTask.objects.select_for_update(of=("self",))
+        .select_related("claimed_by")
+        .filter(pk=task_id, item=item)
+        .first()
+    )
+    if task is None:
+        raise DecisionError("it is no longer waiting for a decision")
+    now = timezone.now()
+    if task.kind == ReviewTask.Kind.GOLD:
+        takeable = Q(assigned_to=moderator, state=TaskState.DONE, outcome="skipped")
+    else:
+        if task.state == TaskState.DONE:
+            raise DecisionError("it has been decided since")
+        others = task.state == TaskState.CLAIMED and task.claimed_by_id != moderator.pk
+        if others and task.claimed_until is not None and task.claimed_until >= now:
+            raise DecisionError(f"{task.claimed_by.get_username()} holds it now")
+        takeable = (
+            Q(state=TaskState.OPEN)
+            | Q(state=TaskState.CLAIMED, claimed_until__lt=now)
+            | Q(state=TaskState.CLAIMED, claimed_by=moderator)
+        )
+    won = (
+        ReviewTask.objects.filter(pk=task.pk)
+        .filter(takeable)
+        .update(
+            state=TaskState.CLAIMED,
+            claimed_by=moderator,
+            claimed_until=now + timedelta(minutes=settings.CLAIM_MINUTES),
+            outcome="",
+            closed_at=None,
+        )
+    )
+    if not won:
+        raise DecisionError("it has been decided since")
+    audit_record(
+        action=Action.CLAIM,
+        actor=moderator,
+        item=item,
+        old=f"{task.get_kind_display()} {task.state}",
+        new=f"claimed by {moderator.get_username()} (skip undone)",
+        task=task.pk,
+    )
+
+
+def _decided_since(item: MediaItem, moderator: AbstractBaseUser) -> str:
+    """Who closed the review of a skipped item: its current label's moderator, or why it
+    closed without one (a purge)."""
+    if item.purged_at is not None:
+        return "its content has been purged"
+    label = label_get_current(item=item)
+    if label is None:
+        return "its review has been closed since"
+    if label.moderator_id == moderator.pk:
+        return "you have decided it since"
+    who = label.moderator.get_username() if label.moderator else label.origin
+    return f"{who} decided it since"
 
 
 @transaction.atomic

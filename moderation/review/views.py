@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -9,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -22,6 +26,7 @@ from moderation.review.claims import (
     item_release,
     item_reopen,
     item_skip,
+    item_skip_undo,
 )
 from moderation.review.decisions import DecisionConflict, DecisionError
 from moderation.review.decorators import admin_required, is_admin, moderator_required
@@ -30,7 +35,7 @@ from moderation.review.forms import DecisionForm, DisagreementFilterForm
 from moderation.review.gold import gold_mark, gold_results, gold_weeks, hold_get_standing
 from moderation.review.labels import label_get_current
 from moderation.review.mine import adjudication_view, decision_list_mine, decision_outcomes
-from moderation.review.models import Label, ReviewTask
+from moderation.review.models import Decision, Label, ReviewTask
 from moderation.review.queue import level_label
 from moderation.review.selectors import (
     QUEUE_SIZE_SHOWN,
@@ -189,15 +194,21 @@ def _conflict(
 @require_POST
 @moderator_required
 def review_skip(request: HtmxHttpRequest, uid: str) -> HttpResponse:
-    item_skip(item=get_object_or_404(MediaItem, uid=uid), moderator=request.user)
+    item = get_object_or_404(MediaItem, uid=uid)
+    task = item_skip(item=item, moderator=request.user)
+    _skip_remember(request, item, task)
     return _next_item(request)
 
 
 @require_POST
 @moderator_required
 def review_undo(request: HtmxHttpRequest) -> HttpResponse:
-    """Reopen this moderator's previous decision; the item in front of them goes back."""
+    """Go back one item: to the one this moderator skipped, when a skip was the last thing
+    they did, else reopen their previous decision. The item in front of them goes back."""
     current = item_get_by_uid(uid=request.POST.get("current", ""))
+    skipped = _skip_last(request)
+    if skipped is not None and skipped.item != current:
+        return _skip_undo(request, current, skipped)
     previous = label_get_previous(moderator=request.user, exclude_item=current)
     if previous is None:
         messages.info(request, "Nothing to undo: you have not decided any other item yet.")
@@ -212,6 +223,59 @@ def review_undo(request: HtmxHttpRequest) -> HttpResponse:
         return _next_item(request)
     messages.info(request, "Reopened your previous item: a new decision supersedes the old one.")
     return _next_item(request)
+
+
+def _skip_undo(
+    request: HtmxHttpRequest, current: MediaItem | None, skipped: _Skipped
+) -> HttpResponse:
+    try:
+        with transaction.atomic():
+            if current is not None:
+                item_release(item=current, moderator=request.user)
+            item_skip_undo(item=skipped.item, moderator=request.user, task_id=skipped.task_id)
+    except DecisionError as error:
+        # That skip is spent either way: the next `u` goes further back.
+        messages.error(request, f"Cannot go back to the item you skipped: {error}.")
+        return _next_item(request)
+    messages.info(request, "Back to the item you skipped.")
+    return _next_item(request)
+
+
+# The review page's skips, newest last, for `u` to walk back through: the session's, because
+# a skip is a step in this moderator's way through the queue, not a record. (Skip rows keep
+# no time; the decisions made since are what end a skip's turn.)
+SKIPS_KEY = "review_skips"
+SKIPS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    item: MediaItem
+    task_id: int | None
+
+
+def _skip_remember(request: HttpRequest, item: MediaItem, task: ReviewTask | None) -> None:
+    entry = {
+        "item": str(item.uid),
+        "task": None if task is None else task.pk,
+        "at": timezone.now().isoformat(),
+    }
+    request.session[SKIPS_KEY] = [*request.session.get(SKIPS_KEY, []), entry][-SKIPS_KEPT:]
+
+
+def _skip_last(request: HttpRequest) -> _Skipped | None:
+    """Take the latest skip off the session, if no decision of this moderator came after it
+    (then `u` is about that decision, as before, and every older skip is past too)."""
+    skips = list(request.session.get(SKIPS_KEY, []))
+    if not skips:
+        return None
+    entry = skips.pop()
+    decided_since = Decision.objects.filter(
+        moderator=request.user, created_at__gt=datetime.fromisoformat(entry["at"])
+    ).exists()
+    request.session[SKIPS_KEY] = [] if decided_since else skips
+    item = None if decided_since else item_get_by_uid(uid=entry["item"])
+    return None if item is None else _Skipped(item=item, task_id=entry["task"])
 
 
 @require_GET

@@ -55,6 +55,8 @@ ADMIN_LOGIN = "admin login"  # the Django admin's own login page (carol is not s
 # url name -> method -> status for (anonymous, API token, moderator, admin).
 EXPECTED: dict[str, dict[str, tuple]] = {
     "home": {"GET": (LOGIN, LOGIN, 302, 302)},
+    # The site's icon, for pages that name none: a redirect to the static file, for anyone.
+    "favicon": {"GET": (302, 302, 302, 302)},
     "admin:index": {"GET": (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN)},
     "login": {"GET": (200, 200, 302, 302)},
     "logout": {"POST": (302, 302, 302, 302)},

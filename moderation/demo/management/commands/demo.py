@@ -108,28 +108,20 @@ class Command(BaseCommand):
             self.say("predictions are flowing; --no-serve: stopping")
             return
         url = f"http://127.0.0.1:{options['port']}/"
-        self.start(
-            "web",
-            [
-                sys.executable,
-                "manage.py",
-                "runserver",
-                f"127.0.0.1:{options['port']}",
-                "--noreload",
-            ],
-        )
+        self.start("web", *web_server(options["port"]))
         self.wait_for_web(url)
         self.announce(url, people)
         while True:
             self.check_alive()
             time.sleep(1)
 
-    def start(self, name: str, command: list[str]) -> None:
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log = self.log_path(name).open("ab")
         # A session of its own: the demo alone decides when its children stop.
         process = subprocess.Popen(
             command,
             cwd=settings.BASE_DIR,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -212,6 +204,25 @@ class Command(BaseCommand):
     def say(self, message: str) -> None:
         self.stdout.write(f"   {message}")
         self.stdout.flush()
+
+
+def web_server(port: int) -> tuple[list[str], dict[str, str]]:
+    """The demo's web server: its command and environment.
+
+    DEBUG off (unless DJANGO_DEBUG says otherwise), so that a missing page is the site's 404
+    and an error the site's 500, never Django's debug pages with the settings and a
+    traceback; `--insecure` has runserver serve the static files all the same, which is all
+    the demo needed DEBUG for.
+    """
+    command = [
+        sys.executable,
+        "manage.py",
+        "runserver",
+        f"127.0.0.1:{port}",
+        "--noreload",
+        "--insecure",
+    ]
+    return command, {"DJANGO_DEBUG": "0", **os.environ}
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
