@@ -35,7 +35,8 @@ screenshots: $(STAMP)
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/moderation/review/test_browser.py \
 		tests/moderation/dashboards/test_browser.py tests/moderation/training/test_browser.py \
 		tests/moderation/dashboards/test_quality_browser.py \
-		tests/moderation/review/test_grid_browser.py tests/moderation/model_audit/test_browser.py
+		tests/moderation/review/test_grid_browser.py tests/moderation/model_audit/test_browser.py \
+		tests/moderation/test_any_screen.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,9 +5,9 @@
   "use strict";
 
   var root = document.getElementById("grid-review");
-  if (!root) return;
-  var cards = Array.prototype.slice.call(root.querySelectorAll(".grid-card"));
   var dialog = document.getElementById("grid-confirm");
+  if (!root || !dialog) return; // no page loaded yet: the filters alone, nothing to select
+  var cards = Array.prototype.slice.call(root.querySelectorAll(".grid-card"));
   var decide = document.getElementById("grid-decide");
   var selected = new Set();
   var focus = 0;
