@@ -40,6 +40,19 @@ def _number(value: float, percent: bool) -> str:
     return f"{value:.2f}"
 
 
+def _tick_texts(ticks: Sequence[float], percent: bool) -> list[str]:
+    """The y axis's tick labels: as `_number` writes them, unless two would read the same (a
+    DCM rate of a tenth of a percent, ticks 0.02% apart), then with as many decimals as tell
+    them apart."""
+    texts = [_number(tick, percent) for tick in ticks]
+    if len(set(texts)) == len(texts) or len(ticks) < 2:
+        return texts
+    step = (100 if percent else 1) * (ticks[1] - ticks[0])
+    decimals = max(0, math.ceil(-math.log10(step)))
+    unit = "%" if percent else ""
+    return [f"{(100 if percent else 1) * tick:.{decimals}f}{unit}" for tick in ticks]
+
+
 def _axis_top(value: float, percent: bool) -> tuple[float, int]:
     """A round top for the y axis at or above `value`, and how many ticks divide it evenly."""
     if value <= 0:
@@ -82,12 +95,13 @@ def _y_axis(
     percent: bool,
     y_label: str,
 ) -> None:
-    for tick in _ticks(y_max, ticks):
+    values = _ticks(y_max, ticks)
+    for tick, text in zip(values, _tick_texts(values, percent), strict=True):
         y = bottom - (bottom - top) * tick / y_max
         parts.append(
             f'<line class="grid" x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="tick" x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(_number(tick, percent))}</text>"
+            f"{escape(text)}</text>"
         )
     parts.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{bottom}"/>')
     parts.append(f'<line class="axis" x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}"/>')
@@ -99,20 +113,60 @@ def _y_axis(
         )
 
 
-def _x_labels(labels: Sequence[str], xs: Sequence[float], y: float, every: int = 1) -> list[str]:
+# About how wide a character of an 11px tick label is: enough to keep labels apart.
+TICK_CHAR_PX = 6.6
+
+
+def _label_width(label: str) -> float:
+    return TICK_CHAR_PX * max((len(line) for line in label.split("\n")), default=0)
+
+
+def _x_labels(
+    labels: Sequence[str],
+    xs: Sequence[float],
+    y: float,
+    every: int = 1,
+    *,
+    shown: Sequence[int] | None = None,
+    anchor_edges: bool = False,
+) -> list[str]:
+    """The x axis's labels, under their points: every `every`th, or those `shown`. With
+    `anchor_edges` the first label starts at its point and the last ends at its own, so
+    neither runs past the plot's edge into the axis or the chart beside it."""
+    indices = range(0, len(labels), every) if shown is None else shown
     parts = []
-    for i, (label, x) in enumerate(zip(labels, xs, strict=True)):
-        if i % every:
-            continue
+    for i in indices:
+        label, x = labels[i], xs[i]
+        anchor = "middle"
+        if anchor_edges and len(labels) > 1 and i in (0, len(labels) - 1):
+            anchor = "start" if i == 0 else "end"
         # A label may hold a line break: each line is its own <tspan>.
         lines = "".join(
             f'<tspan x="{x:.1f}" dy="{0 if k == 0 else 13}">{escape(line)}</tspan>'
             for k, line in enumerate(label.split("\n"))
         )
         parts.append(
-            f'<text class="tick" x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{lines}</text>'
+            f'<text class="tick" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{lines}</text>'
         )
     return parts
+
+
+def x_labels_shown(labels: Sequence[str], step: float) -> list[int]:
+    """Which of a line chart's x labels fit, `step` apart, without touching: always the first
+    and the last (anchored at the edges, each runs a whole width inwards), and between them
+    as many, evenly spaced, as have room. The points keep their labels in their tooltips."""
+    n = len(labels)
+    if n <= 1:
+        return list(range(n))
+    width = max(_label_width(label) for label in labels) + 12  # a gap between neighbours
+    if (n - 1) * step < 2 * width:  # the first and the last alone would touch: the latest
+        return [n - 1]
+    every = max(1, math.ceil(width / step))
+    edge = 1.5 * width  # from an edge label's point to the middle of the next one's
+    middle = [
+        i for i in range(every, n - 1, every) if i * step >= edge and (n - 1 - i) * step >= edge
+    ]
+    return [0, *middle, n - 1]
 
 
 def line_chart(
@@ -125,9 +179,13 @@ def line_chart(
     y_max: float | None = None,
     width: int = 720,
     height: int = 280,
+    point_labels: Sequence[str] | None = None,
 ) -> SafeString:
     """A line chart: one polyline per series over shared x positions, with axes, a grid,
-    a legend and a <title> on every point. Values are rates (0-1) when `percent`."""
+    a legend and a <title> on every point. Values are rates (0-1) when `percent`.
+
+    The x labels are drawn where they fit (`x_labels_shown`); each point's <title> names it
+    by its `point_labels` entry (by default its x label), so a hidden label is not lost."""
     left, right, top, bottom = 56, width - 16, 16, height - 58
     values = [v for s in series for v in s.values if v is not None]
     if y_max is None:
@@ -159,8 +217,9 @@ def line_chart(
     n = len(x_labels)
     step = (right - left - 24) / max(n - 1, 1)
     xs = [left + 12 + step * i if n > 1 else (left + right) / 2 for i in range(n)]
-    every = max(1, math.ceil(n / max(1, (right - left) // 90)))
-    parts += _x_labels(x_labels, xs, bottom + 18, every)
+    shown = x_labels_shown(x_labels, step)
+    parts += _x_labels(x_labels, xs, bottom + 18, shown=shown, anchor_edges=True)
+    tooltips = [label.replace("\n", " · ") for label in point_labels or x_labels]
 
     def y_of(value: float) -> float:
         return bottom - (bottom - top) * min(value, y_max) / y_max
@@ -186,10 +245,9 @@ def line_chart(
                     f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash} '
                     f'stroke-linejoin="round" points="{" ".join(points)}"/>'
                 )
-        for x, label, value in zip(xs, x_labels, s.values, strict=True):
+        for x, label, value in zip(xs, tooltips, s.values, strict=True):
             if value is None:
                 continue
-            label = label.replace("\n", " · ")
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y_of(value):.1f}" r="3.5" fill="#fff" '
                 f'stroke="{colour}" stroke-width="2"><title>{escape(s.name)}, {escape(label)}: '

@@ -6,11 +6,15 @@ Every chart's numbers are on the page as a table and downloadable as CSV.
 from __future__ import annotations
 
 import csv
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -56,15 +60,64 @@ def _version_blocks() -> tuple[list[tables.VersionBlock], datetime]:
     return tables.version_blocks(versions, evaluation_latest_by_version(data="test"), live), live_at
 
 
+# A bundle's version as `rating_models.bundle.new_version` makes it: time and a random suffix.
+GENERATED_VERSION = re.compile(r"\d{8}-\d{6}-(?P<suffix>[0-9a-f]+)")
+
+
+def short_version(version: str) -> str:
+    """A version's name short enough for a chart's axis: a generated name's random suffix
+    (the part that tells it apart, as the versions page shows it at the name's end), any
+    other long name's first characters."""
+    if match := GENERATED_VERSION.fullmatch(version):
+        return "…" + match["suffix"]
+    return version if len(version) <= 12 else version[:11] + "…"
+
+
+@dataclass(frozen=True)
+class TrendLabel:
+    """How one evaluation is named: on the x axis (short), in its points' tooltips and in the
+    table (whole). A version evaluated more than once says which evaluation each point is,
+    and each says on how many items, which is why two points of a version differ."""
+
+    axis: str
+    tooltip: str
+    which: str  # "evaluation 2 of 2", or "" for a version evaluated once
+
+
+def trend_labels(points: Sequence[tables.TrendPoint], data: str) -> list[TrendLabel]:
+    noun = "test items" if data == "test" else "live labels"
+    totals = Counter(p.evaluation.model_version_id for p in points)
+    seen: Counter[int] = Counter()
+    labels = []
+    for point in points:
+        evaluation, version = point.evaluation, point.evaluation.model_version
+        seen[version.pk] += 1
+        total = totals[version.pk]
+        which = f"evaluation {seen[version.pk]} of {total}" if total > 1 else ""
+        size = f"{evaluation.n:,} {noun}"
+        short = short_version(version.version)
+        axis = f"{short} · {seen[version.pk]}/{total}" if total > 1 else short
+        details = ", ".join(filter(None, [which, f"{evaluation.created_at:%Y-%m-%d}"]))
+        labels.append(
+            TrendLabel(
+                axis=f"{axis}\n{size}",
+                tooltip=f"{version.version} ({details}) · {size}",
+                which=which,
+            )
+        )
+    return labels
+
+
 def _trend(data: str, what: str, empty: str) -> dict[str, Any]:
     """One trend card: the evaluations on `data` ("test" or "live") as points, charts of the
     DCM and severe DCM rates, and what to say when there is none."""
     points = tables.trend_points(evaluation_list(data=data))
-    labels = [p.label for p in points]
+    labels = trend_labels(points, data)
     charts = {
         key: line_chart(
             tables.trend_series(points, key),
-            x_labels=labels,
+            x_labels=[label.axis for label in labels],
+            point_labels=[label.tooltip for label in labels],
             title=f"{name} on {what}, by evaluation",
             y_label=name,
         )
@@ -76,10 +129,63 @@ def _trend(data: str, what: str, empty: str) -> dict[str, Any]:
         "id": f"trend-{data}",
         "title": f"DCM trend on {what}",
         "points": points,
+        "rows": list(zip(points, labels, strict=True)),
         "dcm_chart": charts["dcm_rate"],
         "severe_chart": charts["severe_dcm_rate"],
         "empty": empty,
     }
+
+
+def live_figures_every() -> float | None:
+    """How often beat keeps the champion's live figures, in seconds: the periodic task's
+    interval as an admin may have changed it, else LIVE_FIGURES_SECONDS; None when the task is
+    disabled."""
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.select_related("interval").filter(name=LIVE_FIGURES_TASK).first()
+    if task is None or task.interval is None:
+        return settings.LIVE_FIGURES_SECONDS
+    if not task.enabled:
+        return None
+    return timedelta(**{task.interval.period: task.interval.every}).total_seconds()
+
+
+INTERVAL_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def interval_words(seconds: float) -> tuple[str, str]:
+    """An interval as (how long, how often): ("a day", "every day"), ("6 hours", "every 6
+    hours"), ("90 seconds", "every 90 seconds")."""
+    seconds = max(1, round(seconds))
+    unit, size = next((u, n) for u, n in INTERVAL_UNITS if seconds % n == 0)
+    count = seconds // size
+    if count == 1:
+        return f"{'an' if unit == 'hour' else 'a'} {unit}", f"every {unit}"
+    return f"{count} {unit}s", f"every {count} {unit}s"
+
+
+def live_trend_empty() -> str:
+    """What the empty live trend says: when its first point appears, in words."""
+    every = live_figures_every()
+    if every is None:
+        return (
+            "No live figures yet, and none will appear: the periodic task that keeps them "
+            f"({LIVE_FIGURES_TASK}) is disabled on the admin's Periodic tasks page."
+        )
+    within, often = interval_words(every)
+    return (
+        f"No live figures yet. The first point appears within {within} of the first "
+        "moderator's label on an item the champion rated, then one more "
+        f"{often}."
+    )
+
+
+TEST_TREND_EMPTY = (
+    "No evaluation on the test split yet. The first point appears when a retrain finishes (it "
+    "scores its candidate and the champion on the test split), or when a bundle trained with "
+    "test data is registered."
+)
+LIVE_FIGURES_TASK = "record-live-figures"  # its name in moderation.schedules
 
 
 @require_GET
@@ -92,18 +198,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "blocks": blocks,
         "champion": next((b for b in blocks if b.version.status == "champion"), None),
         "live_at": live_at,
-        "test_trend": _trend(
-            "test",
-            "the test split",
-            "No evaluation on the test split yet: a bundle trained with test data shows its "
-            "figures once registered, and every retrain evaluates its candidate and the champion.",
-        ),
-        "live_trend": _trend(
-            "live",
-            "live labels",
-            "No live figures kept yet: Celery beat keeps the champion's figures on moderators' "
-            "labels every LIVE_FIGURES_SECONDS (a day by default).",
-        ),
+        "test_trend": _trend("test", "the test split", TEST_TREND_EMPTY),
+        "live_trend": _trend("live", "live labels", live_trend_empty()),
         "severe_items": severe_down_class_items(limit=SEVERE_LIST_LIMIT),
         "severe_limit": SEVERE_LIST_LIMIT,
     }

@@ -27,7 +27,7 @@ class TrainingRun(models.Model):
     state = models.CharField(max_length=9, choices=State.choices, default=State.QUEUED)
     # A recalibration's target DCM rate (the champion's bundle at another α, nothing trained).
     alpha = models.FloatField(null=True, blank=True)
-    stage = models.CharField(max_length=40, blank=True)  # data, experts, features, mlp, evaluation
+    stage = models.CharField(max_length=40, blank=True)  # a key of stages.NAMES, or "done"
     progress = models.FloatField(default=0.0)  # 0..1
     log = models.TextField(blank=True)
     reason = models.TextField(blank=True)  # why it failed, or the gate's verdict

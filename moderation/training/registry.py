@@ -48,9 +48,21 @@ class PromotionBusy(PromotionRefused):
     """Another promotion or rollback is under way."""
 
 
+class PromotionUnderWay(PromotionBusy):
+    """The same change (this version, this kind) is under way already: a second click on the
+    same button, which changes nothing."""
+
+
+class AlreadyChampion(PromotionRefused):
+    """The version is the champion already (a second click after the first one's change was
+    done): nothing to change."""
+
+
 def _allowed(version: ModelVersion, kind: str, reason: str) -> None:
     """Raise PromotionRefused unless the version may become the champion this way."""
     version.refresh_from_db(fields=["status"])
+    if version.status == ModelVersion.Status.CHAMPION:
+        raise AlreadyChampion(f"{version.version} is the champion already")
     if kind == Kind.ROLLBACK:
         if version.status != ModelVersion.Status.FORMER:
             raise PromotionRefused(
@@ -76,7 +88,9 @@ def promotion_start(
     """Record a promotion (or rollback) of the version and queue it for a worker; returns at
     once. A candidate the gate did not pass outright needs the admin's reason; a retired
     version, the candidate of a failed or cancelled run and (through "promote") a former
-    champion are refused, and so is a second change while one is under way (PromotionBusy).
+    champion are refused, and so is a second change while one is under way (PromotionBusy;
+    PromotionUnderWay when it is this very change, AlreadyChampion once it is done: a second
+    click on the same button changes nothing).
     `queue=False`: the caller runs `promotion_execute` itself (a retrain's worker does)."""
     reason = reason.strip()
     _allowed(version, kind, reason)
@@ -91,6 +105,13 @@ def promotion_start(
                 version=version, kind=kind, actor=actor, reason=reason
             )
     except IntegrityError:
+        # The one index that lets a single change be active decides between two clicks sent
+        # at once, whichever process serves them: the second is told which change it met.
+        under_way = Promotion.objects.filter(active=True).first()
+        if under_way is not None and (under_way.version_id, under_way.kind) == (version.pk, kind):
+            raise PromotionUnderWay(
+                f"the {under_way.get_kind_display()} of {version.version} is under way already"
+            ) from None
         raise PromotionBusy(
             "another promotion or rollback is under way: wait for it to finish"
         ) from None

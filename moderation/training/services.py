@@ -1,8 +1,10 @@
 """Retraining, evaluation and promotion of model versions.
 
-A run: data (the current label of each train-split item; a validation part held out by a hash
-of the item id) -> experts (full mode only) -> MLP -> evaluation of the candidate and the
-champion on the same test items -> the gate -> promotion (automatic or by an admin).
+A run goes through the stages `stages.ORDER` lists for its mode, in that order: data (the current
+label of each train-split item; a validation part held out by a hash of the item id) -> experts
+(full mode only) -> the experts' outputs -> MLP (or the recalibrated suggestion) -> saving ->
+evaluation of the candidate and the champion on the same test items -> the gate -> promotion
+(automatic or by an admin).
 The MLP reads the image expert only once MIN_IMAGE_LABELS of the items it trains on have an
 image; an MLP-only retrain reads the experts' outputs back through `features`.
 """
@@ -36,9 +38,10 @@ from moderation.training.runs import (
     training_runs_expire_stale,
 )
 from rating_models.bundle import Bundle, new_version
-from rating_models.calibration import read_calibration, recalibrated
+from rating_models.calibration import CalibrationSet, read_calibration, recalibrated
 from rating_models.combine.mlp import MLPConfig, MultimodalMLP
 from rating_models.examples import Example
+from rating_models.experts import ExpertOutput
 from rating_models.ratings import Rating
 from rating_models.stacking import OutOfFold, read_out_of_fold
 from rating_models.train import BundleConfig, image_experts, train_bundle
@@ -138,16 +141,14 @@ def _execute(run: TrainingRun) -> None:
     run_progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
     champion_bundle = bundles.bundle_for(champion)
     recalibration = run.mode == TrainingRun.Mode.RECALIBRATE
-    if recalibration:
-        candidate_bundle = _recalibrate(run, champion, champion_bundle)
-    elif run.mode == TrainingRun.Mode.FULL:
-        candidate_bundle = _train_full(run, champion, fitted, held_out)
+    if run.mode == TrainingRun.Mode.FULL:
+        candidate_bundle, outputs = _train_full(run, champion, fitted, held_out), None
     else:
-        candidate_bundle = _train_mlp(
-            run, champion, champion_bundle, fitted, held_out, reads_images=reads_images
+        candidate_bundle, outputs = _from_stored_outputs(
+            run, champion, champion_bundle, fitted, held_out, test_items, reads_images=reads_images
         )
 
-    run_progress(run.pk, stage="evaluation", progress=0.7, line="saving the candidate")
+    run_progress(run.pk, stage="saving", progress=0.7, line="saving the candidate")
     # Named by its own version: run ids restart with every database, bundle versions do not.
     version = new_version()
     candidate_bundle.manifest = {**candidate_bundle.manifest, "version": version}
@@ -180,13 +181,6 @@ def _execute(run: TrainingRun) -> None:
     )
 
     test_examples = [_labelled_example(i) for i in test_items]
-    outputs = None
-    if run.mode in (TrainingRun.Mode.MLP, TrainingRun.Mode.RECALIBRATE):
-        # The candidate has the champion's experts: both are judged on the experts' stored
-        # outputs for the test items, as the MLP was trained, instead of running every expert
-        # over the test split twice.
-        _predict_missing(run, champion, test_items, progress=0.72)
-        outputs = stored_outputs(champion_bundle, champion, test_items)
     run_progress(run.pk, stage="evaluation", progress=0.75, line="evaluating the candidate")
     candidate_eval = evaluation_create(version=candidate, examples=test_examples, outputs=outputs)
     run_progress(run.pk, stage="evaluation", progress=0.85, line="evaluating the champion")
@@ -202,12 +196,12 @@ def _execute(run: TrainingRun) -> None:
     promote = gate["passed"] and not gate["needs_admin"] and settings.AUTO_PROMOTE
     if promote:
         verdict = "promoting it: the candidate is no worse at down-class errors"
+    elif gate["passed"] and gate["needs_admin"]:
+        verdict = f"passed the gate; waiting for an admin to promote it: {gate['needs_admin']}"
     elif gate["passed"]:
-        verdict = "passed the gate; waiting for an admin to promote it"
+        verdict = "passed the gate; waiting for an admin to promote it (automatic promotion off)"
     else:
         verdict = "refused: " + "; ".join(c["detail"] for c in gate["checks"] if not c["passed"])
-    if gate["needs_admin"]:
-        verdict += f" ({gate['needs_admin']})"
     promotion = None
     with transaction.atomic():
         # The run's row is locked from here to the end: a cancel lands before the verdict,
@@ -234,15 +228,66 @@ def _execute(run: TrainingRun) -> None:
         TrainingRun.objects.filter(pk=run.pk).update(reason=outcome)
 
 
-def _recalibrate(run: TrainingRun, champion: ModelVersion, bundle: Bundle) -> Bundle:
-    """The champion's bundle with its bounded suggestion calibrated again at the run's α, on
-    the calibration items it keeps: no expert and no MLP is trained."""
+def _from_stored_outputs(
+    run: TrainingRun,
+    champion: ModelVersion,
+    bundle: Bundle,
+    fitted: list[MediaItem],
+    held_out: list[MediaItem],
+    test_items: list[MediaItem],
+    *,
+    reads_images: bool,
+) -> tuple[Bundle, dict[str, ExpertOutput]]:
+    """An MLP retrain or a recalibration: the candidate keeps the champion's experts, so the
+    MLP learns from their stored outputs, and both versions are judged on the stored outputs
+    for the test items (returned) instead of running every expert over the test split twice.
+    Every output missing is predicted first, before anything is trained: the stages run in the
+    order the run page shows."""
+    recalibration = run.mode == TrainingRun.Mode.RECALIBRATE
+    calibration = _champion_calibration(champion, bundle) if recalibration else None
+    run_progress(run.pk, stage="features", progress=0.15, line="loading the experts' outputs")
+    out_of_fold = _champion_out_of_fold(run, champion, bundle)
+    # A recalibration trains nothing: only the test items' outputs are needed.
+    items = [] if recalibration else [*fitted, *held_out]
+    ids = features.out_of_fold_ids(out_of_fold, items)
+    unstored = [i for i, k in zip(items, ids, strict=True) if k is None]
+    _predict_missing(run, champion, [*unstored, *test_items], progress=0.2)
+    outputs = stored_outputs(bundle, champion, test_items)
+    if calibration is not None:
+        return _recalibrate(run, bundle, calibration, out_of_fold), outputs
+    candidate = _train_mlp(
+        run,
+        champion,
+        bundle,
+        fitted,
+        held_out,
+        out_of_fold=out_of_fold,
+        ids=ids,
+        reads_images=reads_images,
+    )
+    return candidate, outputs
+
+
+def _champion_calibration(champion: ModelVersion, bundle: Bundle) -> CalibrationSet:
+    """The calibration items of the champion's bounded suggestion; a champion without them
+    cannot be recalibrated, which is said before any work is done."""
     calibration = read_calibration(bundles.bundle_path(champion))
     if calibration is None or bundle.rule is None:
         raise RuntimeError(
             f"the champion {champion.version} keeps no calibration items for its bounded "
             "suggestion: retrain it (experts and MLP) with the bounded suggestion first"
         )
+    return calibration
+
+
+def _recalibrate(
+    run: TrainingRun,
+    bundle: Bundle,
+    calibration: CalibrationSet,
+    out_of_fold: OutOfFold | None,
+) -> Bundle:
+    """The champion's bundle with its bounded suggestion calibrated again at the run's α, on
+    the calibration items it keeps: no expert and no MLP is trained."""
     run_progress(
         run.pk,
         stage="calibration",
@@ -252,7 +297,7 @@ def _recalibrate(run: TrainingRun, champion: ModelVersion, bundle: Bundle) -> Bu
     candidate = recalibrated(
         bundle, calibration, alpha=run.alpha, severe_alpha=bundle.rule.severe_alpha
     )
-    candidate.out_of_fold = _champion_out_of_fold(run, champion, bundle)
+    candidate.out_of_fold = out_of_fold
     rule = candidate.rule
     run_progress(
         run.pk,
@@ -294,7 +339,10 @@ def _train_full(
     names = [spec["name"] for spec in bundle_config.experts]
     run_progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
 
-    later = {"features": 0.55, "mlp": 0.6}
+    later = {
+        "features": (0.55, "the experts' outputs on the validation items"),
+        "mlp": (0.6, "training the MLP on the experts' out-of-fold outputs"),
+    }
 
     def heard(stage: str) -> None:
         # The experts take most of a full retrain: each moves the bar from 0.15 towards 0.55.
@@ -304,7 +352,8 @@ def _train_full(
             progress = 0.15 + 0.4 * done / max(1, len(names))
             run_progress(run.pk, stage="experts", progress=progress, line=f"training expert {name}")
         elif stage in later:
-            run_progress(run.pk, stage=stage, progress=later[stage], line=f"stage {stage}")
+            progress, line = later[stage]
+            run_progress(run.pk, stage=stage, progress=progress, line=line)
 
     return train_bundle(
         [_labelled_example(i) for i in fitted],
@@ -321,20 +370,16 @@ def _train_mlp(
     fitted: list[MediaItem],
     held_out: list[MediaItem],
     *,
+    out_of_fold: OutOfFold | None,
+    ids: list[str | None],
     reads_images: bool,
 ) -> Bundle:
     """A new MLP on the champion's experts' outputs (`features`): the out-of-fold outputs its
-    bundle keeps for the items they were trained on, the stored predictions for the others,
-    never in-sample ones (but for a bundle without out-of-fold outputs: a warning says so).
-    The experts stay as they are; the image expert's columns stay empty unless
-    `reads_images`."""
-    run_progress(run.pk, stage="features", progress=0.2, line="loading the experts' outputs")
-    out_of_fold = _champion_out_of_fold(run, champion, bundle)
+    bundle keeps for the items they were trained on (`ids`: where each item is in them), the
+    stored predictions for the others, never in-sample ones (but for a bundle without
+    out-of-fold outputs: a warning says so). The experts stay as they are; the image expert's
+    columns stay empty unless `reads_images`."""
     items = [*fitted, *held_out]
-    ids = features.out_of_fold_ids(out_of_fold, items)
-    _predict_missing(
-        run, champion, [i for i, k in zip(items, ids, strict=True) if k is None], progress=0.25
-    )
     unread = [] if reads_images else image_experts(bundle.experts)
     mlp = MultimodalMLP(bundle.mlp.slots, MLPConfig(**dataclasses.asdict(bundle.mlp.config)))
     x, y = features.mlp_rows(mlp, bundle, champion, items, ids, out_of_fold, unread=unread)
@@ -391,7 +436,7 @@ def _champion_out_of_fold(
     if problem is None:
         return out_of_fold
     log.warning("training run %s: %s", run.pk, problem)
-    run_progress(run.pk, stage="features", progress=0.22, line=f"warning: {problem}")
+    run_progress(run.pk, stage="features", progress=0.17, line=f"warning: {problem}")
     return None
 
 

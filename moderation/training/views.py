@@ -101,16 +101,16 @@ def _back(request: HttpRequest, default: str) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @admin_required
 def training_runs(request: HtmxHttpRequest) -> HttpResponse:
-    runs = list(
-        TrainingRun.objects.select_related("started_by", "candidate", "base_version")[:RUNS_SHOWN]
-    )
-    context = {
-        "runs": runs,
-        "polling": any(run.is_active for run in runs),
-        "form": TrainingRunStartForm(),
-    }
+    runs = selectors.training_run_list(limit=RUNS_SHOWN)
+    context = {"runs": runs, "polling": any(run.is_active for run in runs)}
     if request.htmx:  # the polled table: none of the page's other figures
         return render(request, "training/partials/_runs.html", context)
+    form = TrainingRunStartForm()
+    # Each mode with how long its latest runs took.
+    context["modes"] = [
+        (radio, selectors.training_duration_estimate(mode=radio.data["value"]))
+        for radio in form["mode"]
+    ]
     serving = champion()
     context["images"] = selectors.training_images()
     context["champion"] = serving
@@ -129,16 +129,24 @@ def training_start(request: HttpRequest) -> HttpResponse:
     try:
         run = runs.training_run_start(mode=form.cleaned_data["mode"], started_by=request.user)
     except runs.TrainingBusy:
-        active = TrainingRun.objects.filter(active=True).first()
-        messages.error(
-            request,
-            "A retrain is already queued or running"
-            + (f" (run #{active.pk})" if active else "")
-            + ": two retrains never run at once. Wait for it to finish, or cancel it.",
-        )
-        return redirect("training:runs")
+        return _busy(request, "this click started nothing. Wait for it to finish, or cancel it.")
     messages.success(request, f"Retrain #{run.pk} queued on the training workers.")
-    return redirect("training:runs")
+    return redirect("training:run", pk=run.pk)
+
+
+def _busy(request: HttpRequest, consequence: str) -> HttpResponse:
+    """A second start while a run is queued or running (a double click, or another admin's
+    run): nothing is started, and the admin lands on the run that is."""
+    active = TrainingRun.objects.filter(active=True).first()
+    messages.error(
+        request,
+        "A retrain is already queued or running"
+        + (f" (run #{active.pk})" if active else "")
+        + f": two retrains never run at once, so {consequence}",
+    )
+    if active is None:  # it finished meanwhile
+        return redirect("training:runs")
+    return redirect("training:run", pk=active.pk)
 
 
 @require_POST
@@ -173,8 +181,7 @@ def training_recalibrate(request: HttpRequest) -> HttpResponse:
             mode=TrainingRun.Mode.RECALIBRATE, alpha=alpha, started_by=request.user
         )
     except runs.TrainingBusy:
-        messages.error(request, "Not recalibrated: a retrain is already queued or running.")
-        return redirect("training:versions")
+        return _busy(request, "nothing was recalibrated.")
     except ValueError as error:
         messages.error(request, f"Not recalibrated: {error}.")
         return redirect("training:versions")
@@ -188,11 +195,11 @@ def training_recalibrate(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @admin_required
 def training_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(
-        TrainingRun.objects.select_related("started_by", "candidate", "base_version"), pk=pk
-    )
+    run = selectors.training_run_get(pk=pk)
     context = {
         "run": run,
+        "stages": selectors.run_stage_list(run),
+        "needs_admin": gate.needs_admin_why(run.gate),
         "gate_rows": gate_rows(run.gate) if run.gate else [],
         "candidate_reads": selectors.mlp_reads(run.candidate),
         "verdict": gate.promotion_verdict(run.candidate) if run.candidate else None,
@@ -211,7 +218,8 @@ def training_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         runs.training_run_cancel(run=run)
         messages.info(request, f"Run #{run.pk} cancelled: it stops at its next stage.")
     else:
-        messages.info(request, f"Run #{run.pk} had already finished ({run.state}).")
+        status = selectors.training_run_get(pk=run.pk).status
+        messages.info(request, f"Nothing to cancel: run #{run.pk} has stopped ({status.words}).")
     return redirect("training:run", pk=run.pk)
 
 
@@ -237,6 +245,9 @@ def model_versions(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "promotion": promotion,
         "busy": promotion is not None and promotion.is_active,
+        "recalibration_estimate": selectors.training_duration_estimate(
+            mode=TrainingRun.Mode.RECALIBRATE
+        ),
     }
     return render(request, "training/versions.html", context)
 
@@ -269,6 +280,10 @@ def _start(request: HttpRequest, version: ModelVersion, kind: str) -> HttpRespon
         registry.promotion_start(
             version=version, actor=request.user, reason=request.POST.get("reason", ""), kind=kind
         )
+    except (registry.PromotionUnderWay, registry.AlreadyChampion) as repeated:
+        # A second click on the same button: the first one's change stands.
+        messages.info(request, f"Nothing changed: {repeated}.")
+        return redirect("training:versions")
     except registry.PromotionRefused as refused:
         messages.error(request, f"Not {word}: {refused}.")
         return _back(request, "training:versions")

@@ -1,7 +1,7 @@
 """An admin retrains the MLP in Debian's Chromium, follows it live, and promotes the candidate.
 
-A real worker on Redis runs the retrain. It is started only once the page shows the run as
-queued, so the page must follow the run's progress by polling, not by being reloaded.
+A real worker on Redis runs the retrain. It is started only once the run's page shows the run
+as queued, so the page must follow the run's progress by polling, not by being reloaded.
 
 As in the review's browser test, DJANGO_ALLOW_ASYNC_UNSAFE lets the test use the ORM beside
 Playwright's event loop, and the database is read only outside the `sync_playwright()` block:
@@ -10,7 +10,11 @@ inside it, Playwright's greenlet gives Django a second connection that nothing c
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect, sync_playwright
 
 from moderation.demo.chromium import launch, log_in
@@ -31,6 +35,23 @@ GATE = {
     "GATE_DCM_TOLERANCE": "1.0",
     "GATE_SEVERE_TOLERANCE": "100",
 }
+
+
+RECORD_SUBMITS = """action => {
+    const form = document.querySelector(`form[action="${action}"]`);
+    const submits = [];
+    document.addEventListener("submit", (event) => {
+        const button = form.querySelector("button[type=submit]");
+        submits.push({
+            prevented: event.defaultPrevented,
+            disabled: button.disabled,
+            text: button.textContent.trim(),
+            spinner: button.querySelector(".busy-spinner") !== null,
+        });
+        sessionStorage.setItem("submits", JSON.stringify(submits));
+        if (submits.length === 1) setTimeout(() => form.requestSubmit(), 0);
+    });
+}"""
 
 
 @pytest.fixture(autouse=True)
@@ -58,21 +79,39 @@ def test_carol_retrains_follows_the_run_and_promotes_the_candidate(
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         log_in(page, f"{live_server.url}/training/", "carol", PASSWORD)
         page.check("input[value=mlp]")
-        page.click("text=Start retrain")
-        row = page.locator("#runs tbody tr").first
-        expect(row).to_have_attribute("data-state", "queued")
+        expect(page.locator(".mode-estimate[data-mode=mlp]")).to_have_text(
+            "no run yet to time it by"
+        )
+        # The button as each submit event leaves it (busy.js has run), kept across the
+        # navigation; the first submit tries a second one at once, as a double click would.
+        page.evaluate(RECORD_SUBMITS, reverse("training:start"))
+        posts = []
+        page.on("request", lambda r: r.method == "POST" and "/start/" in r.url and posts.append(r))
+        page.get_by_role("button", name="Start retrain").click()
+
+        # The admin lands on the new run's page, which follows the run by polling.
+        expect(page).to_have_url(re.compile(r"/training/runs/\d+/$"))
+        panel = page.locator("#run")
+        expect(panel).to_have_attribute("data-state", "queued")
         expect(page.locator(".messages")).to_contain_text("queued")
+        first, second = json.loads(page.evaluate("sessionStorage.getItem('submits')"))
+        assert first == {"prevented": False, "disabled": True, "text": "Starting…", "spinner": True}
+        assert second["prevented"], "the second submit was sent"
+        assert len(posts) == 1
         page.evaluate("window.stillTheSamePage = true")
 
         with worker(redis_url, queues="training", env=worker_env) as process:
-            expect(row).to_have_attribute("data-state", "succeeded", timeout=120_000)
+            expect(panel).to_have_attribute("data-state", "succeeded", timeout=120_000)
             assert process.poll() is None, "the worker died"
-        expect(row.locator(".stage")).to_have_text("done")
-        expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
-        expect(row).to_contain_text("waiting for an admin")
+        expect(panel.locator("strong.stage")).to_have_text("Done")
+        expect(panel.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
+        expect(panel.locator("h1 .run-status")).to_have_text(
+            "Finished, waiting for an admin to promote it"
+        )
+        expect(panel.locator(".run-stage")).to_have_count(6)
+        expect(panel.locator(".run-stage-done")).to_have_count(6)
         assert page.evaluate("window.stillTheSamePage") is True  # polled, never reloaded
 
-        row.locator("a").first.click()
         gate = page.locator(".gate-table")
         expect(gate).to_be_visible()
         expect(gate.locator("thead")).to_contain_text("Candidate")

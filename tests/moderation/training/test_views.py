@@ -80,7 +80,7 @@ def test_the_run_panel_polls_while_active_and_not_after(carol_client, champion):
     url = reverse("training:run", args=[run.pk])
     active = carol_client.get(url, **HTMX).text
     assert 'hx-trigger="every 2s"' in active and "<html" not in active
-    assert 'aria-valuenow="40"' in active and ">mlp<" in active
+    assert 'aria-valuenow="40"' in active and ">Training the MLP<" in active
     TrainingRun.objects.filter(pk=run.pk).update(
         state="succeeded", active=None, stage="done", progress=1.0
     )
