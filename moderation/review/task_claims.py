@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -257,12 +257,16 @@ def second_look_open(
         .exists()
     ):
         return None
-    return task_open(
-        item=label.item,
-        kind=Kind.SECOND_LOOK,
-        reason=reason,
-        label=label,
-        excluded=label.moderator,
-        priority=priority,
-        actor=actor,
-    )
+    try:  # two passes at once (a second click, beat beside a click): the database picks one
+        with transaction.atomic():
+            return task_open(
+                item=label.item,
+                kind=Kind.SECOND_LOOK,
+                reason=reason,
+                label=label,
+                excluded=label.moderator,
+                priority=priority,
+                actor=actor,
+            )
+    except IntegrityError:
+        return None
