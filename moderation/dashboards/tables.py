@@ -159,10 +159,6 @@ class TrendPoint:
     evaluation: Evaluation
     figures: dict[str, dict[str, Any] | None]
 
-    @property
-    def label(self) -> str:
-        return f"{self.evaluation.model_version.version}\n{self.evaluation.created_at:%Y-%m-%d}"
-
 
 def trend_points(evaluations: Sequence[Evaluation]) -> list[TrendPoint]:
     models = trend_models(evaluations)

@@ -8,6 +8,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django_htmx.http import HttpResponseClientRedirect
 
 MODERATORS = "moderators"
 ADMINS = "admins"
@@ -20,13 +21,24 @@ def is_moderator(user) -> bool:
     return user.is_superuser or user.groups.filter(name__in=(MODERATORS, ADMINS)).exists()
 
 
+def signed_out(request: HttpRequest) -> HttpResponse:
+    """To the login page, and back here after it. A request htmx sent from a page (a key on the
+    review page after the session ended) moves the whole page there, back to that page after:
+    a redirect it followed itself would put the login form inside the panel."""
+    htmx = getattr(request, "htmx", None)
+    if htmx and htmx.current_url_abs_path:
+        login = redirect_to_login(htmx.current_url_abs_path)
+        return HttpResponseClientRedirect(login["Location"])
+    return redirect_to_login(request.get_full_path())
+
+
 def moderator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Anonymous visitors go to the login page; a signed-in non-moderator gets 403."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            return signed_out(request)
         if not is_moderator(request.user):
             raise PermissionDenied("the review pages are for moderators")
         return view(request, *args, **kwargs)
@@ -48,7 +60,7 @@ def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            return signed_out(request)
         if not is_admin(request.user):
             raise PermissionDenied("this page is for admins")
         return view(request, *args, **kwargs)
