@@ -40,7 +40,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -160,7 +159,7 @@ def populate(bundle, version, n_rows: int, seed: int = 1234) -> dict[str, int]:
     from moderation.inference.services import _prediction_row
     from moderation.media.models import MediaItem
     from moderation.review.models import Label
-    from moderation.training.services import _is_validation
+    from moderation.training.selectors import validation_split
     from rating_models.examples import load_examples
 
     train = [e for name in ("train", "val") for e in load_examples(DATA / f"{name}.jsonl")]
@@ -212,7 +211,7 @@ def populate(bundle, version, n_rows: int, seed: int = 1234) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     uids = {"train": [uuid.uuid4() for _ in range(n_rows)], "test": []}
     uids["test"] = [uuid.uuid4() for _ in test]
-    held_out = np.array([_is_validation(SimpleNamespace(uid=u)) for u in uids["train"]])
+    held_out = np.array(validation_split(uids["train"]))
     pools = np.split(rng.permutation(len(train)), [round(0.15 * len(train))])  # val, train
     drawn = np.where(
         held_out,

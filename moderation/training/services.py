@@ -6,13 +6,13 @@ label of each train-split item; a validation part held out by a hash of the item
 evaluation of the candidate and the champion on the same test items -> the gate -> promotion
 (automatic or by an admin).
 The MLP reads the image expert only once MIN_IMAGE_LABELS of the items it trains on have an
-image; an MLP-only retrain reads the experts' outputs back through `features`.
+image; an MLP-only retrain reads the experts' outputs back through `features`. `candidates` makes
+the candidate bundle for each mode; this module runs the stages around it and judges it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
@@ -23,11 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from moderation.inference import bundles, versions
-from moderation.inference import services as inference
-from moderation.inference.models import ModelVersion, Prediction
-from moderation.media.models import MediaItem
-from moderation.training import bounded, features, registry, selectors
-from moderation.training.features import stored_outputs
+from moderation.training import candidates, registry, selectors
 from moderation.training.gate import evaluation_create, promotion_gate
 from moderation.training.models import TrainedItem, TrainingRun
 from moderation.training.runs import (
@@ -37,14 +33,7 @@ from moderation.training.runs import (
     run_release_cancelled,
     training_runs_expire_stale,
 )
-from rating_models.bundle import Bundle, new_version
-from rating_models.calibration import CalibrationSet, read_calibration, recalibrated
-from rating_models.combine.mlp import MLPConfig, MultimodalMLP
-from rating_models.examples import Example
-from rating_models.experts import ExpertOutput
-from rating_models.ratings import Rating
-from rating_models.stacking import OutOfFold, read_out_of_fold
-from rating_models.train import BundleConfig, image_experts, train_bundle
+from rating_models.bundle import new_version
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +127,15 @@ def _execute(run: TrainingRun) -> None:
     )
     images = sum(bool(i.image) for i in fitted)
     reads_images = images >= selectors.min_image_labels()
-    run_progress(run.pk, stage="data", progress=0.12, line=_images_line(images, reads_images))
+    run_progress(
+        run.pk, stage="data", progress=0.12, line=candidates.images_line(images, reads_images)
+    )
     champion_bundle = bundles.bundle_for(champion)
     recalibration = run.mode == TrainingRun.Mode.RECALIBRATE
     if run.mode == TrainingRun.Mode.FULL:
-        candidate_bundle, outputs = _train_full(run, champion, fitted, held_out), None
+        candidate_bundle, outputs = candidates.train_full(run, champion, fitted, held_out), None
     else:
-        candidate_bundle, outputs = _from_stored_outputs(
+        candidate_bundle, outputs = candidates.from_stored_outputs(
             run, champion, champion_bundle, fitted, held_out, test_items, reads_images=reads_images
         )
 
@@ -180,7 +171,7 @@ def _execute(run: TrainingRun) -> None:
         ignore_conflicts=True,
     )
 
-    test_examples = [_labelled_example(i) for i in test_items]
+    test_examples = [candidates.labelled_example(i) for i in test_items]
     run_progress(run.pk, stage="evaluation", progress=0.75, line="evaluating the candidate")
     candidate_eval = evaluation_create(version=candidate, examples=test_examples, outputs=outputs)
     run_progress(run.pk, stage="evaluation", progress=0.85, line="evaluating the champion")
@@ -226,236 +217,3 @@ def _execute(run: TrainingRun) -> None:
             else f"passed the gate, but its promotion failed: {promotion.error}"
         )
         TrainingRun.objects.filter(pk=run.pk).update(reason=outcome)
-
-
-def _from_stored_outputs(
-    run: TrainingRun,
-    champion: ModelVersion,
-    bundle: Bundle,
-    fitted: list[MediaItem],
-    held_out: list[MediaItem],
-    test_items: list[MediaItem],
-    *,
-    reads_images: bool,
-) -> tuple[Bundle, dict[str, ExpertOutput]]:
-    """An MLP retrain or a recalibration: the candidate keeps the champion's experts, so the
-    MLP learns from their stored outputs, and both versions are judged on the stored outputs
-    for the test items (returned) instead of running every expert over the test split twice.
-    Every output missing is predicted first, before anything is trained: the stages run in the
-    order the run page shows."""
-    recalibration = run.mode == TrainingRun.Mode.RECALIBRATE
-    calibration = _champion_calibration(champion, bundle) if recalibration else None
-    run_progress(run.pk, stage="features", progress=0.15, line="loading the experts' outputs")
-    out_of_fold = _champion_out_of_fold(run, champion, bundle)
-    # A recalibration trains nothing: only the test items' outputs are needed.
-    items = [] if recalibration else [*fitted, *held_out]
-    ids = features.out_of_fold_ids(out_of_fold, items)
-    unstored = [i for i, k in zip(items, ids, strict=True) if k is None]
-    _predict_missing(run, champion, [*unstored, *test_items], progress=0.2)
-    outputs = stored_outputs(bundle, champion, test_items)
-    if calibration is not None:
-        return _recalibrate(run, bundle, calibration, out_of_fold), outputs
-    candidate = _train_mlp(
-        run,
-        champion,
-        bundle,
-        fitted,
-        held_out,
-        out_of_fold=out_of_fold,
-        ids=ids,
-        reads_images=reads_images,
-    )
-    return candidate, outputs
-
-
-def _champion_calibration(champion: ModelVersion, bundle: Bundle) -> CalibrationSet:
-    """The calibration items of the champion's bounded suggestion; a champion without them
-    cannot be recalibrated, which is said before any work is done."""
-    calibration = read_calibration(bundles.bundle_path(champion))
-    if calibration is None or bundle.rule is None:
-        raise RuntimeError(
-            f"the champion {champion.version} keeps no calibration items for its bounded "
-            "suggestion: retrain it (experts and MLP) with the bounded suggestion first"
-        )
-    return calibration
-
-
-def _recalibrate(
-    run: TrainingRun,
-    bundle: Bundle,
-    calibration: CalibrationSet,
-    out_of_fold: OutOfFold | None,
-) -> Bundle:
-    """The champion's bundle with its bounded suggestion calibrated again at the run's α, on
-    the calibration items it keeps: no expert and no MLP is trained."""
-    run_progress(
-        run.pk,
-        stage="calibration",
-        progress=0.3,
-        line=f"recalibrating at α = {run.alpha:.1%} on {len(calibration)} calibration items",
-    )
-    candidate = recalibrated(
-        bundle, calibration, alpha=run.alpha, severe_alpha=bundle.rule.severe_alpha
-    )
-    candidate.out_of_fold = out_of_fold
-    rule = candidate.rule
-    run_progress(
-        run.pk,
-        stage="calibration",
-        progress=0.6,
-        line=f"threshold {rule.effective_threshold:.4f}, voter floor "
-        f"{'on' if rule.voter_floor else 'off'}",
-    )
-    return candidate
-
-
-def _images_line(images: int, reads_images: bool) -> str:
-    minimum = selectors.min_image_labels()
-    if reads_images:
-        return (
-            f"{images} training items have an image, at least MIN_IMAGE_LABELS ({minimum}): "
-            "the MLP reads images"
-        )
-    return (
-        f"{images} training items have an image, fewer than MIN_IMAGE_LABELS ({minimum}): the "
-        "MLP does not read the image expert, which speaks through the voter"
-    )
-
-
-def _is_validation(item: MediaItem) -> bool:
-    return selectors.is_validation(item.uid)
-
-
-def _labelled_example(item: MediaItem) -> Example:
-    return dataclasses.replace(inference.item_example(item), label=Rating.parse(item.current_level))
-
-
-def _train_full(
-    run: TrainingRun, champion: ModelVersion, fitted: list[MediaItem], held_out: list[MediaItem]
-) -> Bundle:
-    config = {k: v for k, v in (champion.manifest.get("config") or {}).items() if v}
-    config["min_image_labels"] = selectors.min_image_labels()
-    bundle_config = BundleConfig.from_preset("fast", config)
-    names = [spec["name"] for spec in bundle_config.experts]
-    run_progress(run.pk, stage="experts", progress=0.15, line="training experts and MLP")
-
-    later = {
-        "features": (0.55, "the experts' outputs on the validation items"),
-        "mlp": (0.6, "training the MLP on the experts' out-of-fold outputs"),
-    }
-
-    def heard(stage: str) -> None:
-        # The experts take most of a full retrain: each moves the bar from 0.15 towards 0.55.
-        if stage.startswith("expert:"):
-            name = stage.removeprefix("expert:")
-            done = names.index(name) if name in names else 0
-            progress = 0.15 + 0.4 * done / max(1, len(names))
-            run_progress(run.pk, stage="experts", progress=progress, line=f"training expert {name}")
-        elif stage in later:
-            progress, line = later[stage]
-            run_progress(run.pk, stage=stage, progress=progress, line=line)
-
-    return train_bundle(
-        [_labelled_example(i) for i in fitted],
-        [_labelled_example(i) for i in held_out],
-        config=bundle_config,
-        on_stage=heard,
-    )
-
-
-def _train_mlp(
-    run: TrainingRun,
-    champion: ModelVersion,
-    bundle: Bundle,
-    fitted: list[MediaItem],
-    held_out: list[MediaItem],
-    *,
-    out_of_fold: OutOfFold | None,
-    ids: list[str | None],
-    reads_images: bool,
-) -> Bundle:
-    """A new MLP on the champion's experts' outputs (`features`): the out-of-fold outputs its
-    bundle keeps for the items they were trained on (`ids`: where each item is in them), the
-    stored predictions for the others, never in-sample ones (but for a bundle without
-    out-of-fold outputs: a warning says so). The experts stay as they are; the image expert's
-    columns stay empty unless `reads_images`."""
-    items = [*fitted, *held_out]
-    unread = [] if reads_images else image_experts(bundle.experts)
-    mlp = MultimodalMLP(bundle.mlp.slots, MLPConfig(**dataclasses.asdict(bundle.mlp.config)))
-    x, y = features.mlp_rows(mlp, bundle, champion, items, ids, out_of_fold, unread=unread)
-    n, from_oof = len(fitted), sum(k is not None for k in ids)
-    run_progress(
-        run.pk,
-        stage="mlp",
-        progress=0.4,
-        line=f"training the MLP on {n} rows ({len(held_out)} validation): {from_oof} rows from "
-        f"the champion's out-of-fold outputs, {len(items) - from_oof} from stored predictions",
-    )
-    report = mlp.fit(x[:n], y[:n], x[n:], y[n:])
-    run_progress(
-        run.pk,
-        stage="mlp",
-        progress=0.65,
-        line=f"MLP: best epoch {report['best_epoch']}, validation loss {report['best_val_loss']}, "
-        f"reads {', '.join(mlp.trained or []) or 'no expert'}",
-    )
-    rule, calibration, calibration_report = None, None, None
-    if bundle.rule is not None:  # a bounded suggestion: the new MLP gets its own rule
-        run_progress(run.pk, stage="mlp", progress=0.67, line="calibrating the bounded rule")
-        opinions = bounded.expert_opinions(bundle, champion, items, ids, out_of_fold)
-        folds = int((champion.manifest.get("config") or {}).get("folds") or 5)
-        rule, calibration, calibration_report = bounded.rule_calibrate(
-            mlp, x, y, n, [str(i.uid) for i in items], opinions, bundle.rule, folds=folds, seed=1234
-        )
-    candidate = Bundle(bundle.experts, bundle.voter, mlp, bundle.suggested, rule=rule)
-    candidate.out_of_fold = out_of_fold  # the same experts: their outputs carry forward
-    candidate.calibration = calibration
-    manifest = champion.manifest or {}
-    candidate.manifest = {
-        "config": {
-            **(manifest.get("config") or {}),
-            "min_image_labels": selectors.min_image_labels(),
-        },
-        "stacking": {
-            **(manifest.get("stacking") or {}),
-            "mlp_reads": mlp.trained,
-            "mlp_rows": {"out_of_fold": from_oof, "stored": len(items) - from_oof},
-        },
-        "calibration": calibration_report,
-    }
-    return candidate
-
-
-def _champion_out_of_fold(
-    run: TrainingRun, champion: ModelVersion, bundle: Bundle
-) -> OutOfFold | None:
-    """The experts' out-of-fold outputs the champion's bundle keeps; None, with a warning in
-    the run's log, when it has none that fit its experts."""
-    out_of_fold = read_out_of_fold(bundles.bundle_path(champion))
-    problem = features.out_of_fold_problem(out_of_fold, bundle.mlp.slots)
-    if problem is None:
-        return out_of_fold
-    log.warning("training run %s: %s", run.pk, problem)
-    run_progress(run.pk, stage="features", progress=0.17, line=f"warning: {problem}")
-    return None
-
-
-def _predict_missing(
-    run: TrainingRun, champion: ModelVersion, items: list[MediaItem], *, progress: float
-) -> None:
-    """Predict with the champion the items it has no stored prediction (features) for yet."""
-    wanted = [i.pk for i in items]
-    stored = set(
-        Prediction.objects.filter(
-            model_version=champion, item_id__in=features.among(wanted)
-        ).values_list("item_id", flat=True)
-    )
-    missing = [pk for pk in wanted if pk not in stored]
-    if missing:
-        run_progress(
-            run.pk,
-            stage="features",
-            progress=progress,
-            line=f"predicting {len(missing)} items that have no stored features yet",
-        )
-        inference.predictions_create(item_ids=missing, version=champion)

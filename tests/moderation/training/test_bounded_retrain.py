@@ -91,8 +91,8 @@ def test_the_gate_judges_a_recalibration_against_its_alpha_not_the_champions_dcm
 
 
 def test_the_dashboard_shows_what_each_alpha_costs(bounded_champion, carol_client):
+    from moderation.training.candidates import labelled_example as _labelled_example
     from moderation.training.selectors import test_items
-    from moderation.training.services import _labelled_example
 
     examples = [_labelled_example(i) for i in test_items()]
     evaluation = gate.evaluation_create(version=bounded_champion, examples=examples)
@@ -110,8 +110,8 @@ def test_the_dashboard_shows_what_each_alpha_costs(bounded_champion, carol_clien
 def test_the_dashboard_shows_how_much_skips_review_and_the_dcm_among_it(
     bounded_champion, carol_client
 ):
+    from moderation.training.candidates import labelled_example as _labelled_example
     from moderation.training.selectors import test_items
-    from moderation.training.services import _labelled_example
 
     examples = [_labelled_example(i) for i in test_items()]
     automation = gate.evaluation_create(version=bounded_champion, examples=examples).report[

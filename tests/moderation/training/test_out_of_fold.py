@@ -10,7 +10,7 @@ import pytest
 from moderation.inference.bundles import bundle_for
 from moderation.inference.models import Prediction
 from moderation.media.services import item_create
-from moderation.training import features, runs, selectors, services
+from moderation.training import candidates, features, runs, selectors, services
 from moderation.training.models import TrainingRun
 from rating_models.combine.mlp import MultimodalMLP
 from rating_models.stacking import OUT_OF_FOLD_FILE, read_out_of_fold
@@ -89,7 +89,7 @@ def test_the_champions_training_items_are_read_from_its_out_of_fold_outputs(
         # Not the in-sample outputs the experts give on their own training items now.
         if rows:
             in_sample = bundle.mlp.inputs(
-                bundle.predict([services._labelled_example(items[k]) for k in rows]).experts
+                bundle.predict([candidates.labelled_example(items[k]) for k in rows]).experts
             )
             assert not np.allclose(x[rows], in_sample, atol=1e-2)
 
@@ -119,7 +119,7 @@ def test_an_items_uid_finds_its_out_of_fold_row_first(labelled, champion):
 def test_without_out_of_fold_outputs_the_retrain_warns_and_reads_stored_predictions(
     corpus_items, champion, monkeypatch, settings, caplog
 ):
-    monkeypatch.setattr(services, "read_out_of_fold", lambda directory: None)
+    monkeypatch.setattr(candidates, "read_out_of_fold", lambda directory: None)
 
     run = run_mlp_retrain(settings)
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from moderation.training import runs, selectors, services, stages
+from moderation.training import candidates, runs, selectors, services, stages
 from moderation.training.models import TrainingRun
 from tests.moderation.training.conftest import labelled_item
 from tests.rating_models.bundles import EXPLICIT, SAFE
@@ -26,6 +26,7 @@ def reported(monkeypatch) -> list[tuple[str, float]]:
         report(run_id, stage=stage, progress=progress, line=line)
 
     monkeypatch.setattr(services, "run_progress", listen)
+    monkeypatch.setattr(candidates, "run_progress", listen)
     return heard
 
 
