@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,16 @@ class DatabaseUnavailableMiddleware:
         if request.path.startswith("/api/"):
             response: HttpResponse = JsonResponse({"error": MESSAGE, "field": None}, status=503)
         else:
-            response = HttpResponse(
-                f"<h1>Service unavailable</h1><p>{MESSAGE.capitalize()}.</p>", status=503
-            )
+            response = HttpResponse(unavailable_page(), status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+def unavailable_page() -> str:
+    """The site's 503 page, rendered without the request: its context processors would read the
+    session and the user from the database that failed."""
+    try:
+        return loader.get_template("503.html").render({"retry_after": RETRY_AFTER_SECONDS})
+    except Exception:  # the page that says something broke must not break itself
+        log.exception("the 503 page could not be rendered")
+        return f"<h1>Service unavailable</h1><p>{MESSAGE.capitalize()}.</p>"

@@ -78,7 +78,7 @@ def test_the_api_answers_503_and_writes_nothing_when_the_database_is_down() -> N
     assert MediaItem.objects.count() == before[0] + 1
 
 
-def test_a_page_answers_a_plain_503_when_the_database_is_down(client, alice) -> None:
+def test_a_page_answers_the_sites_503_when_the_database_is_down(client, alice) -> None:
     client.force_login(alice)
 
     def unreachable(self: BaseDatabaseWrapper) -> None:
@@ -89,4 +89,7 @@ def test_a_page_answers_a_plain_503_when_the_database_is_down(client, alice) -> 
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
     assert response["Content-Type"].startswith("text/html")
-    assert b"retry later" in response.content
+    page = response.content.decode()
+    assert "The database is not answering just now" in page
+    assert 'class="topbar"' in page and 'href="/review/"' in page  # the site's layout, a way back
+    assert "Try again in 30 seconds" in " ".join(page.split())
