@@ -10,16 +10,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from moderation import schedules
 from moderation.dashboards import tables
 from moderation.dashboards.charts import Series, bar_chart, line_chart
 from moderation.dashboards.decorators import admin_required
@@ -136,43 +136,15 @@ def _trend(data: str, what: str, empty: str) -> dict[str, Any]:
     }
 
 
-def live_figures_every() -> float | None:
-    """How often beat keeps the champion's live figures, in seconds: the periodic task's
-    interval as an admin may have changed it, else LIVE_FIGURES_SECONDS; None when the task is
-    disabled."""
-    from django_celery_beat.models import PeriodicTask
-
-    task = PeriodicTask.objects.select_related("interval").filter(name=LIVE_FIGURES_TASK).first()
-    if task is None or task.interval is None:
-        return settings.LIVE_FIGURES_SECONDS
-    if not task.enabled:
-        return None
-    return timedelta(**{task.interval.period: task.interval.every}).total_seconds()
-
-
-INTERVAL_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-
-
-def interval_words(seconds: float) -> tuple[str, str]:
-    """An interval as (how long, how often): ("a day", "every day"), ("6 hours", "every 6
-    hours"), ("90 seconds", "every 90 seconds")."""
-    seconds = max(1, round(seconds))
-    unit, size = next((u, n) for u, n in INTERVAL_UNITS if seconds % n == 0)
-    count = seconds // size
-    if count == 1:
-        return f"{'an' if unit == 'hour' else 'a'} {unit}", f"every {unit}"
-    return f"{count} {unit}s", f"every {count} {unit}s"
-
-
 def live_trend_empty() -> str:
     """What the empty live trend says: when its first point appears, in words."""
-    every = live_figures_every()
+    every = schedules.periodic_task_every(schedules.LIVE_FIGURES)
     if every is None:
         return (
             "No live figures yet, and none will appear: the periodic task that keeps them "
-            f"({LIVE_FIGURES_TASK}) is disabled on the admin's Periodic tasks page."
+            f"({schedules.LIVE_FIGURES}) is disabled on the admin's Periodic tasks page."
         )
-    within, often = interval_words(every)
+    within, often = schedules.interval_words(every)
     return (
         f"No live figures yet. The first point appears within {within} of the first "
         "moderator's label on an item the champion rated, then one more "
@@ -185,7 +157,6 @@ TEST_TREND_EMPTY = (
     "scores its candidate and the champion on the test split), or when a bundle trained with "
     "test data is registered."
 )
-LIVE_FIGURES_TASK = "record-live-figures"  # its name in moderation.schedules
 
 
 @require_GET

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
+from moderation import schedules
 from moderation.audit.selectors import model_status_history
 from moderation.dashboards.decorators import admin_required
 from moderation.dashboards.selectors import evaluation_latest_by_version
@@ -115,7 +115,12 @@ def training_runs(request: HtmxHttpRequest) -> HttpResponse:
     context["images"] = selectors.training_images()
     context["champion"] = serving
     context["champion_reads"] = selectors.mlp_reads(serving)
-    context["label_errors_hours"] = round(settings.LABEL_ERRORS_SECONDS / 3600)
+    every = schedules.periodic_task_every(schedules.LABEL_ERRORS)
+    context["label_errors_every"] = (
+        "on its own " + schedules.interval_words(every)[1]
+        if every is not None
+        else "on no schedule: its periodic task is disabled"
+    )
     return render(request, "training/runs.html", context)
 
 

@@ -7,7 +7,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from moderation.celery import app
-from moderation.schedules import periodic_tasks_ensure
+from moderation.schedules import LABEL_ERRORS, periodic_task_every, periodic_tasks_ensure
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +43,23 @@ def test_an_admins_edit_survives_the_next_migrate_and_beat_starting():
 def test_a_deleted_periodic_task_comes_back_at_the_next_migrate():
     PeriodicTask.objects.filter(name="retrain-when-labels-arrive").delete()
     assert periodic_tasks_ensure() == ["retrain-when-labels-arrive"]
+
+
+def test_the_retraining_page_says_how_often_the_label_error_pass_runs_as_beat_has_it(
+    carol_client,
+):
+    """The sentence follows the periodic task an admin may have edited, not the setting."""
+    task = PeriodicTask.objects.get(name=LABEL_ERRORS)
+    assert periodic_task_every(LABEL_ERRORS) == task.interval.every  # seconds, as migrated
+    task.interval, _ = IntervalSchedule.objects.get_or_create(
+        every=6, period=IntervalSchedule.HOURS
+    )
+    task.save()
+    page = " ".join(carol_client.get("/training/").content.decode().split())
+    assert "It also runs on its own every 6 hours." in page
+
+    task.enabled = False
+    task.save()
+    assert periodic_task_every(LABEL_ERRORS) is None
+    page = " ".join(carol_client.get("/training/").content.decode().split())
+    assert "It also runs on no schedule: its periodic task is disabled." in page

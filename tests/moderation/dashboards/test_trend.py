@@ -8,8 +8,9 @@ import re
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from moderation import schedules
 from moderation.dashboards import views
-from moderation.schedules import PERIODIC_TASKS
+from moderation.schedules import LIVE_FIGURES, PERIODIC_TASKS
 
 from .conftest import make_evaluation, make_version
 
@@ -88,8 +89,8 @@ def test_the_empty_live_trend_says_when_its_first_point_appears(admin_client):
 def live_figures_task(**fields) -> PeriodicTask:
     """The periodic task as an admin left it on the Periodic tasks page."""
     task, _ = PeriodicTask.objects.update_or_create(
-        name=views.LIVE_FIGURES_TASK,
-        defaults={"task": PERIODIC_TASKS[views.LIVE_FIGURES_TASK][0], **fields},
+        name=LIVE_FIGURES,
+        defaults={"task": PERIODIC_TASKS[LIVE_FIGURES][0], **fields},
     )
     return task
 
@@ -109,7 +110,7 @@ def test_the_empty_live_trend_says_when_no_point_will_appear(admin_client):
 
 
 def test_without_its_periodic_task_the_live_trend_reads_the_setting(admin_client, settings):
-    PeriodicTask.objects.filter(name=views.LIVE_FIGURES_TASK).delete()
+    PeriodicTask.objects.filter(name=LIVE_FIGURES).delete()
     settings.LIVE_FIGURES_SECONDS = 90
     assert "within 90 seconds" in trend_card(admin_client, "live")
 
@@ -132,8 +133,8 @@ def test_the_empty_test_trend_says_when_its_first_point_appears(admin_client):
     ],
 )
 def test_intervals_are_said_in_words(seconds, words):
-    assert views.interval_words(seconds) == words
+    assert schedules.interval_words(seconds) == words
 
 
 def test_the_live_figures_task_is_the_one_beat_runs():
-    assert views.LIVE_FIGURES_TASK in PERIODIC_TASKS
+    assert LIVE_FIGURES in PERIODIC_TASKS
